@@ -1,0 +1,52 @@
+# clipgrid — the two commands a newcomer needs:
+#   make demo    run the demo grid
+#   make test    build and run the whole test suite
+# Everything else: make help
+
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+JOBS       ?= $(shell nproc)
+CMAKE_FLAGS ?=
+ifeq ($(CI),true)
+CMAKE_FLAGS += -DCLIPGRID_WERROR=ON
+endif
+
+.PHONY: all build test test-asan demo bench deps clean help
+
+all: build
+
+help:
+	@echo "make demo       run the demo grid (configs/demo.json) and print its summary"
+	@echo "make test       build and run every test (ctest)"
+	@echo "make test-asan  the same under AddressSanitizer + UBSan ($(BUILD_ASAN)/)"
+	@echo "make bench      build and run the launcher benchmarks"
+	@echo "make deps       install the Debian packages (scripts/install-deps.sh)"
+
+# Install the Debian packages only when something the build needs is missing.
+deps:
+	@command -v cmake >/dev/null && pkg-config --exists libcjson openblas zlib libpcre2-8 libutf8proc \
+	  && [ -d /usr/share/datasets/fashion-mnist ] \
+	  || bash scripts/install-deps.sh
+
+$(BUILD)/Makefile: CMakeLists.txt | deps
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+
+build: deps $(BUILD)/Makefile
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-asan: deps
+	cmake -S . -B $(BUILD_ASAN) -DCLIPGRID_SANITIZE=ON -DCLIPGRID_CUDA=OFF -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS)
+	cmake --build $(BUILD_ASAN) -j $(JOBS)
+	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
+
+demo: build
+	bash scripts/demo.sh $(BUILD)/clipgrid
+
+bench: build
+	bash bench/run.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN)

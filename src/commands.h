@@ -1,0 +1,12 @@
+/* commands.h — the subcommands of the clipgrid program.
+ *
+ * Each takes the arguments after its own name (argv[0] is the subcommand name) and returns the
+ * process exit status. Each answers --help. main.c only dispatches.
+ */
+#ifndef CLIPGRID_COMMANDS_H
+#define CLIPGRID_COMMANDS_H
+
+int cmd_run(int argc, char **argv);     /* grid/run_cli.c   — the grid launcher */
+int cmd_gpus(int argc, char **argv);    /* grid/run_cli.c   — GPUs as NVML sees them */
+
+#endif

@@ -1,0 +1,40 @@
+/* clipgrid — CLIP training in C, and the launcher that trains a grid of CLIP configurations.
+ * This file only dispatches to the subcommands declared in commands.h. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+typedef struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"run",  cmd_run,  "train a grid of image x text encoder configurations in parallel on GPUs"},
+    {"gpus", cmd_gpus, "list GPUs as NVML sees them: utilization, memory, processes"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: clipgrid <command> [options]   (clipgrid <command> --help for each)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nclipgrid %s — docs/ in the source tree has the full reference.\n", CLIPGRID_VERSION);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("clipgrid %s\n", CLIPGRID_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "[ERROR] unknown command \"%s\"\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
