@@ -7,6 +7,6 @@
 #define CLIPGRID_COMMANDS_H
 
 int cmd_run(int argc, char **argv);     /* grid/run_cli.c   — the grid launcher */
-int cmd_gpus(int argc, char **argv);    /* grid/run_cli.c   — GPUs as NVML sees them */
+int cmd_gpus(int argc, char **argv);    /* grid/gpus_cli.c  — GPUs as NVML sees them */
 
 #endif
