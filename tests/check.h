@@ -15,11 +15,13 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int check_failures_total;  /* assertions failed in the whole program */
 static int check_failures_now;    /* assertions failed in the running test  */
 static int check_tests_passed, check_tests_failed;
+static const char *check_filter;  /* TEST_FILTER=substring runs only the matching tests */
 
 #define CHECK(cond) do { if (!(cond)) { \
     fprintf(stderr, "  FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); \
@@ -42,7 +44,9 @@ static int check_tests_passed, check_tests_failed;
             check_a_, check_b_, (double)(tol)); \
     check_failures_now++; check_failures_total++; } } while (0)
 
-#define TEST_RUN(fn) do { check_failures_now = 0; fprintf(stderr, "[ RUN  ] %s\n", #fn); fn(); \
+#define TEST_RUN(fn) do { if (!check_filter) check_filter = getenv("TEST_FILTER") ? getenv("TEST_FILTER") : ""; \
+    if (*check_filter && !strstr(#fn, check_filter)) break; \
+    check_failures_now = 0; fprintf(stderr, "[ RUN  ] %s\n", #fn); fn(); \
     if (check_failures_now) { check_tests_failed++; fprintf(stderr, "[ FAIL ] %s\n", #fn); } \
     else { check_tests_passed++; fprintf(stderr, "[  OK  ] %s\n", #fn); } } while (0)
 

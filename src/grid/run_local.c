@@ -135,6 +135,8 @@ typedef struct {
     int *slot_gpu_pos;      /* position in o->gpu_index, -1 for CPU */
     int *slot_job;          /* job index or -1 */
     double *blocked_since;  /* 0: not held back */
+    int *announced;         /* "[wait] GPU busy" printed for this hold */
+    double *wait_since;     /* per job: when it first found only held-back slots (0: never) */
     int *queue, qlen;       /* pending jobs in start order */
     int *avoid_gpu;         /* per job: GPU its last attempt failed on, -2 none */
     /* utilization windows, per GPU position */
@@ -257,7 +259,8 @@ static void start_job(loop_state *st, int ji, int s, double now, int forced) {
     j->kill_at = 0;
     j->deadline = o->timeout > 0 ? now + o->timeout : 0;
     j->forced_start = forced;
-    j->gpu_wait_s = st->blocked_since[s] > 0 ? (int)(now - st->blocked_since[s] + 0.5) : 0;
+    j->gpu_wait_s = st->wait_since[ji] > 0 ? (int)(now - st->wait_since[ji] + 0.5) : 0;
+    st->wait_since[ji] = 0;
     free(j->log_path);
     free(j->command);
     j->log_path = log_path_for(o, j, gpu, now);
@@ -280,9 +283,9 @@ static void start_job(loop_state *st, int ji, int s, double now, int forced) {
                 "# start: %s\n# out_dir: %s\n",
             j->cfg->id, j->attempts, o->retries + 1, j->command, gpu_text, st->hostname, when, j->out_dir);
     if (forced)
-        dprintf(fd, "# [WARN] GPU %d utilization %.0f%% stayed above the threshold %.0f%% for %d s "
+        dprintf(fd, "# [WARN] GPU %d utilization %.0f%% stayed above the threshold %.0f%% for %.0f s "
                     "(--gpu-wait-timeout); starting anyway\n", gpu, util_average(st, gpos), o->util_threshold,
-                j->gpu_wait_s);
+                now - st->blocked_since[s]);
     else if (j->gpu_wait_s > 0)
         dprintf(fd, "# waited %d s for GPU %d to fall below %.0f%% utilization\n", j->gpu_wait_s, gpu,
                 o->util_threshold);
@@ -316,16 +319,22 @@ static void dispatch(loop_state *st, double now) {
     int *busy = cg_xcalloc((size_t)st->nslots, sizeof *busy);
     int *blocked = cg_xcalloc((size_t)st->nslots, sizeof *blocked);
     while (st->qlen > 0 && st->running < limit && !st->stopping) {
+        int any_blocked = 0;
         for (int s = 0; s < st->nslots; s++) {
             busy[s] = st->slot_job[s] >= 0;
             blocked[s] = !busy[s] && slot_held_back(st, s);
-            if (!blocked[s]) st->blocked_since[s] = 0;
-            else if (st->blocked_since[s] == 0) {
-                st->blocked_since[s] = now;
-                int g = st->slot_gpu_pos[s];
-                if (st->util_count[g] >= o->util_samples)
-                    printf("[wait] GPU %d busy (%.0f%% > %.0f%% utilization), holding jobs up to %.0f s\n",
-                           st->slot_gpu[s], util_average(st, g), o->util_threshold, o->gpu_wait_timeout);
+            any_blocked |= blocked[s];
+            if (!blocked[s]) {
+                st->blocked_since[s] = 0;
+                st->announced[s] = 0;
+                continue;
+            }
+            if (st->blocked_since[s] == 0) st->blocked_since[s] = now;
+            int g = st->slot_gpu_pos[s];
+            if (!st->announced[s] && st->util_count[g] >= o->util_samples) {
+                st->announced[s] = 1;
+                printf("[wait] GPU %d busy (%.0f%% > %.0f%% utilization), holding jobs up to %.0f s\n",
+                       st->slot_gpu[s], util_average(st, g), o->util_threshold, o->gpu_wait_timeout);
             }
         }
         int ji = st->queue[0];
@@ -337,7 +346,10 @@ static void dispatch(loop_state *st, double now) {
                     now - st->blocked_since[k] >= o->gpu_wait_timeout)
                     s = k, forced = 1;
         }
-        if (s < 0) break;
+        if (s < 0) {
+            if (any_blocked && st->wait_since[ji] == 0) st->wait_since[ji] = now;
+            break;
+        }
         queue_remove_head(st);
         start_job(st, ji, s, now, forced);
     }
@@ -496,6 +508,8 @@ int run_local(const run_options *o, job_record *jobs, int n, int *interrupted) {
     st.slot_gpu_pos = cg_xcalloc((size_t)st.nslots, sizeof *st.slot_gpu_pos);
     st.slot_job = cg_xcalloc((size_t)st.nslots, sizeof *st.slot_job);
     st.blocked_since = cg_xcalloc((size_t)st.nslots, sizeof *st.blocked_since);
+    st.announced = cg_xcalloc((size_t)st.nslots, sizeof *st.announced);
+    st.wait_since = cg_xcalloc((size_t)n + 1, sizeof *st.wait_since);
     for (int s = 0; s < st.nslots; s++) {
         st.slot_job[s] = -1;
         st.slot_gpu_pos[s] = o->cpu_slots > 0 ? -1 : s % o->ngpus;
@@ -552,7 +566,7 @@ int run_local(const run_options *o, job_record *jobs, int n, int *interrupted) {
         if (jobs[i].status == JOB_PENDING) jobs[i].status = st.stopping ? JOB_NOT_STARTED : JOB_PENDING;
     *interrupted = st.stopping;
     restore_handlers(&old_int, &old_term, &old_chld);
-    free(st.slot_gpu); free(st.slot_gpu_pos); free(st.slot_job); free(st.blocked_since);
+    free(st.slot_gpu); free(st.slot_gpu_pos); free(st.slot_job); free(st.blocked_since); free(st.announced); free(st.wait_since);
     free(st.util_ring); free(st.util_count); free(st.queue); free(st.avoid_gpu);
     return CG_OK;
 }

@@ -79,7 +79,7 @@ void summary_print(FILE *f, const job_record *jobs, int n) {
         int l = (int)strlen(jobs[i].cfg->id);
         if (l > idw) idw = l;
     }
-    int ok = 0, failed = 0, other = 0;
+    int ok = 0, failed = 0, skipped = 0, other = 0;
     fprintf(f, "\n%-*s  %-4s  %-20s  %5s  %8s  %7s  %8s  %8s\n", idw, "CONFIG", "GPU", "STATUS", "TRIES", "TIME",
             "TOP1", "LOSS", "IMG/S");
     for (int rank = 0; rank < 2; rank++) {
@@ -99,10 +99,12 @@ void summary_print(FILE *f, const job_record *jobs, int n) {
                     dur, top1, loss, ips);
             if (j->status == JOB_SUCCEEDED) ok++;
             else if (job_status_is_failure(j->status) || j->status == JOB_START_FAILED) failed++;
+            else if (j->status == JOB_SKIPPED) skipped++;
             else other++;
         }
     }
     fprintf(f, "\n%d succeeded, %d failed", ok, failed);
+    if (skipped) fprintf(f, ", %d skipped (done in an earlier run)", skipped);
     if (other) fprintf(f, ", %d not run to completion", other);
     fprintf(f, " (of %d)\n", n);
     for (int i = 0; i < n; i++) {
