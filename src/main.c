@@ -14,6 +14,7 @@ typedef struct {
 static const command commands[] = {
     {"run",  cmd_run,  "train a grid of image x text encoder configurations in parallel on GPUs"},
     {"gpus", cmd_gpus, "list GPUs as NVML sees them: utilization, memory, processes"},
+    {"models", cmd_models, "list the image encoders with parameter counts and MACs at an image size"},
     {"tokenize", cmd_tokenize, "show the token ids and pieces of a text encoder's tokenizer; learn a vocabulary"},
 };
 
