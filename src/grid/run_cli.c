@@ -76,7 +76,7 @@ static int parse_number(const char *flag, const char *text, double min, double m
 }
 
 static int parse_int(const char *flag, const char *text, int min, int *out) {
-    double v;
+    double v = 0;
     int rc = parse_number(flag, text, min, INT_MAX, &v);
     if (rc) return rc;
     if (v != (int)v) return cg_error_set(CG_ERR_USAGE, "%s: \"%s\" is not a whole number", flag, text);
