@@ -109,6 +109,10 @@ static void test_cleaning_matches_python(void) {
         CHECK_EQ_STR(got, cases[i].out);
         free(got);
     }
+    /* a NUL inside an entity name (found by fuzzing: the lookup read past a table string) */
+    char *got = clip_bpe_clean("x&gt\0;y &lt\0", 12);
+    CHECK(memcmp(got, "x>\0;y <\0", 9) == 0);   /* 8 characters and the terminator */
+    free(got);
 }
 
 /* Invalid UTF-8 bytes are dropped (bytes.decode("utf-8", "ignore")): same ids as without them. */

@@ -29,8 +29,10 @@ static const html_entity *entity_find(const char *name, size_t len) {
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
         const char *e = html_entities[mid].name;
-        int c = strncmp(e, name, len);
-        if (c == 0) c = e[len] ? 1 : 0;   /* e longer than name sorts after it */
+        size_t elen = strlen(e);
+        /* byte comparison: the name may hold NUL characters (they never match) */
+        int c = memcmp(e, name, elen < len ? elen : len);
+        if (c == 0) c = elen < len ? -1 : elen > len ? 1 : 0;
         if (c == 0) return &html_entities[mid];
         if (c < 0) lo = mid + 1;
         else hi = mid;

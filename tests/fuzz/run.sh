@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Build the tokenizer fuzz targets with clang + libFuzzer + ASan/UBSan and run each one.
+#
+#   tests/fuzz/run.sh [RUNS] [OUT_DIR]      RUNS: executions per target (default 200000)
+#
+# Needs clang and libclang-rt-dev (Debian), CLIPGRID_SHARED_DATA (default ../shared/data next to
+# the repository) for the reference vocabularies. Each target first executes the huge seed inputs
+# (1 MiB random bytes, a 1 MiB single word, 1 MiB of entities and CJK), then fuzzes from a seed
+# corpus of captions for RUNS executions (-max_len 16384; the vocabulary-file target RUNS/10). docs/tokenizers.md records the counts run.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+runs="${1:-200000}"
+out="${2:-$root/build-fuzz}"
+export CLIPGRID_SHARED_DATA="${CLIPGRID_SHARED_DATA:-$root/../shared/data}"
+[ -d "$CLIPGRID_SHARED_DATA/tokenizers" ] || { echo "run.sh: $CLIPGRID_SHARED_DATA/tokenizers is missing" >&2; exit 1; }
+CC="${CC:-clang}"
+mkdir -p "$out"
+
+srcs=()
+for f in "$root"/src/text/*.c; do
+  case "$(basename "$f")" in tokenize_cli.c) ;; *) srcs+=("$f") ;; esac
+done
+srcs+=("$root/src/core/log.c" "$root/src/core/fileio.c")
+flags=(-std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 -fno-omit-frame-pointer
+       -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I "$root/src" -I "$here")
+libs=($(pkg-config --libs libpcre2-8 libutf8proc zlib libcjson) -lpthread)
+
+# seeds: captions, entities, invalid UTF-8, and the huge inputs
+seeds="$out/seeds"
+huge="$out/huge"
+mkdir -p "$seeds" "$huge"
+i=0
+while IFS= read -r line; do
+  printf '%s' "$line" > "$seeds/seed_$i"; i=$((i + 1))
+done <<'SEEDS'
+a photo of a cat
+A Photo Of A Cat. &amp; html &lt;tags&gt; &#x41;&#128;&notin
+don't stop believin' I'm 25 years old; it's 3:45pm
+emoji 🙂 and café naïve ΣΑΣ İstanbul
+一张猫的照片 T恤/上衣 价格：￥199.99元 ２０２４年ＡＢＣ
+<|startoftext|>supercalifragilisticexpialidocious<|endoftext|>
+深度学习（deep learning）😀表情 𠀀罕见字
+SEEDS
+printf 'bad \xff\xfe \xed\xa0\x80 \xc3 \xf4\x90\x80\x80 \xe2\x82' > "$seeds/seed_invalid_utf8"
+head -c 1048576 /dev/urandom > "$huge/random_1MiB"
+head -c 1048576 /dev/zero | tr '\0' 'a' > "$huge/one_word_1MiB"
+(yes '&amp;lt;中文&#x1F642;ß' || true) | head -c 1048576 > "$huge/entities_cjk_1MiB"
+(yes 'the quick brown fox ' || true) | head -c 1048576 > "$huge/words_1MiB"
+
+status=0
+for target in fuzz_clip_bpe fuzz_wordpiece fuzz_vocab; do
+  echo "== $target: build"
+  "$CC" "${flags[@]}" "$here/$target.c" "${srcs[@]}" "${libs[@]}" -o "$out/$target"
+  echo "== $target: huge inputs"
+  "$out/$target" -artifact_prefix="$out/" "$huge"/* 2>&1 | tail -n 2 || status=1
+  corpus="$out/corpus_$target"
+  mkdir -p "$corpus"
+  n="$runs"
+  [ "$target" = fuzz_vocab ] && n=$((runs / 10))   # each input loads a vocabulary: ~300 runs/s
+  echo "== $target: $n runs"
+  if "$out/$target" -runs="$n" -max_len=16384 -rss_limit_mb=4096 -timeout=30 -print_final_stats=1 -artifact_prefix="$out/" \
+       "$corpus" "$seeds" > "$out/$target.log" 2>&1; then
+    grep -E "^(#[0-9]+.*DONE|stat::number_of_executed_units|Done [0-9]+ runs)" "$out/$target.log" || tail -n 3 "$out/$target.log"
+  else
+    echo "$target FAILED: see $out/$target.log" >&2
+    tail -n 40 "$out/$target.log" >&2
+    status=1
+  fi
+done
+exit $status
