@@ -218,7 +218,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     text_tokenizer *clip = NULL, *bert = NULL;
-    text_tok_options oc = {.vocab = clip_vocab, .lower_case = -1}, ob = {.vocab = bert_vocab, .lower_case = -1};
+    text_tok_options oc = {.vocab = clip_vocab}, ob = {.vocab = bert_vocab};
     double t0 = now();
     if (text_tokenizer_load("clip:ViT-B/32", &oc, &clip)) {
         cg_log_error("%s", cg_error_message());

@@ -78,7 +78,7 @@ static void test_reference_cases(void) {
     CHECK_EQ_STR(clip_bpe_piece(ref, 49407), "<|endoftext|>");
     char *path = tokdata_path("clip_bpe_simple_vocab_16e6.txt.gz");
     text_tokenizer *tok = NULL;
-    text_tok_options o = {.vocab = path, .lower_case = -1};
+    text_tok_options o = {.vocab = path};
     if (path) CHECK_EQ_INT(text_tokenizer_load("clip:ViT-B/32", &o, &tok), CG_OK);
     check_cases(ref, tok);
     if (tok) {
@@ -170,7 +170,7 @@ static void test_truncation_keeps_eot_last(void) {
     if (!ref) return;
     char *path = tokdata_path("clip_bpe_simple_vocab_16e6.txt.gz");
     text_tokenizer *tok = NULL;
-    text_tok_options o = {.vocab = path, .lower_case = -1};
+    text_tok_options o = {.vocab = path};
     if (!path || text_tokenizer_load("clip:tiny", &o, &tok)) {
         free(path);
         CHECK(!"clip:tiny loads");
@@ -219,7 +219,7 @@ static void test_hf_directory(void) {
     free(json);
     cJSON_Delete(obj);
     text_tokenizer *tok = NULL;
-    text_tok_options o = {.pretrained = dir, .lower_case = -1};
+    text_tok_options o = {.pretrained = dir};
     CHECK_EQ_INT(text_tokenizer_load("clip:ViT-B/32", &o, &tok), CG_OK);
     if (tok) {
         CHECK(strstr(text_tokenizer_vocab_path(tok), "vocab.json") != NULL);

@@ -37,12 +37,12 @@ static void test_load_errors(void) {
     text_tokenizer *t = NULL;
     CHECK_EQ_INT(text_tokenizer_load("clip:ViT-B/32", NULL, &t), CG_ERR_USAGE);
     CHECK(strstr(cg_error_message(), "--vocab") != NULL);
-    text_tok_options o = {.pretrained = tmpdir, .lower_case = -1};
+    text_tok_options o = {.pretrained = tmpdir};
     CHECK_EQ_INT(text_tokenizer_load("clip:ViT-B/32", &o, &t), CG_ERR_IO);
     CHECK(strstr(cg_error_message(), "merges.txt") != NULL);
     CHECK_EQ_INT(text_tokenizer_load("bert-base-chinese", &o, &t), CG_ERR_IO);
     CHECK(strstr(cg_error_message(), "vocab.txt") != NULL);
-    text_tok_options bad_ctx = {.vocab = "x", .context = 1, .lower_case = -1};
+    text_tok_options bad_ctx = {.vocab = "x", .context = 1};
     CHECK_EQ_INT(text_tokenizer_load("clip:tiny", &bad_ctx, &t), CG_ERR_USAGE);
     CHECK(t == NULL);
 }
@@ -91,7 +91,7 @@ static void test_learn_clip_bpe_round_trip(void) {
     char *path = cg_path_join(tmpdir, "learned_merges.txt.gz");
     CHECK_EQ_INT(text_tokenizer_learn(TEXT_TOK_CLIP_BPE, (const char *const *)texts, n, 600, 1, path), CG_OK);
     text_tokenizer *tok = NULL;
-    text_tok_options o = {.vocab = path, .lower_case = -1};
+    text_tok_options o = {.vocab = path};
     CHECK_EQ_INT(text_tokenizer_load("clip:tiny", &o, &tok), CG_OK);
     clip_bpe *bpe = NULL;
     CHECK_EQ_INT(clip_bpe_load_merges(path, &bpe), CG_OK);
@@ -178,7 +178,7 @@ static void test_learn_wordpiece_round_trip(void) {
     char *path = cg_path_join(tmpdir, "vocab.txt");
     CHECK_EQ_INT(text_tokenizer_learn(TEXT_TOK_WORDPIECE, (const char *const *)texts, n, 80, 1, path), CG_OK);
     text_tokenizer *tok = NULL;
-    text_tok_options o = {.pretrained = tmpdir, .lower_case = -1};   /* found as DIR/vocab.txt */
+    text_tok_options o = {.pretrained = tmpdir};   /* found as DIR/vocab.txt */
     CHECK_EQ_INT(text_tokenizer_load("bert:tiny", &o, &tok), CG_OK);
     wordpiece *wp = NULL;
     CHECK_EQ_INT(wordpiece_load(path, 1, 0, &wp), CG_OK);

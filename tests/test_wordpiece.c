@@ -41,7 +41,7 @@ static void run_cases(const char *key, int lower) {
     wordpiece *t = NULL;
     CHECK_EQ_INT(wordpiece_load(vocab_path, lower, 0, &t), CG_OK);
     text_tokenizer *tok = NULL;
-    text_tok_options o = {.vocab = vocab_path, .lower_case = lower};
+    text_tok_options o = {.vocab = vocab_path, .casing = lower ? TEXT_TOK_LOWER : TEXT_TOK_CASED};
     CHECK_EQ_INT(text_tokenizer_load("bert-base-chinese", &o, &tok), CG_OK);
     if (!t || !tok) {
         wordpiece_free(t);
@@ -120,7 +120,7 @@ done:
 static void test_row_layout_and_truncation(void) {
     if (!vocab_path) return;
     text_tokenizer *tok = NULL;
-    text_tok_options o = {.vocab = vocab_path, .lower_case = -1};
+    text_tok_options o = {.vocab = vocab_path};
     CHECK_EQ_INT(text_tokenizer_load("bert:tiny", &o, &tok), CG_OK);
     if (!tok) return;
     CHECK_EQ_INT(text_tokenizer_context(tok), 52);
@@ -135,6 +135,25 @@ static void test_row_layout_and_truncation(void) {
     CHECK_EQ_INT(row[0], 101);
     CHECK_EQ_INT(row[51], 102);
     CHECK_EQ_INT(row[50], row[1]);
+    /* zeroed options give the encoder's default casing (lower-case for bert*); --cased differs */
+    wordpiece *lw = NULL, *cw = NULL;
+    text_tokenizer *cased = NULL;
+    text_tok_options oc = {.vocab = vocab_path, .casing = TEXT_TOK_CASED};
+    CHECK_EQ_INT(wordpiece_load(vocab_path, 1, 0, &lw), CG_OK);
+    CHECK_EQ_INT(wordpiece_load(vocab_path, 0, 0, &cw), CG_OK);
+    CHECK_EQ_INT(text_tokenizer_load("bert-base-chinese", &oc, &cased), CG_OK);
+    if (lw && cw && cased) {
+        int32_t a[8], b[8], r1[8], r2[8];
+        int na = wordpiece_encode(lw, "Hello", 5, a, 8, NULL), nb = wordpiece_encode(cw, "Hello", 5, b, 8, NULL);
+        CHECK(na != nb || memcmp(a, b, (size_t)na * 4) != 0);   /* the settings differ on Latin text */
+        CHECK_EQ_INT(text_tokenizer_encode(tok, "Hello", r1, 8), na + 2);
+        CHECK(memcmp(r1 + 1, a, (size_t)na * 4) == 0);
+        CHECK_EQ_INT(text_tokenizer_encode(cased, "Hello", r2, 8), nb + 2);
+        CHECK(memcmp(r2 + 1, b, (size_t)nb * 4) == 0);
+    }
+    wordpiece_free(lw);
+    wordpiece_free(cw);
+    text_tokenizer_free(cased);
     len = text_tokenizer_encode_ex(tok, "", 0, row, 52, &truncated);
     CHECK_EQ_INT(len, 2);
     CHECK(!truncated);

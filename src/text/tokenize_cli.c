@@ -122,7 +122,7 @@ static int parse_int(const char *flag, const char *v, int lo, int hi, int *out) 
 
 int cmd_tokenize(int argc, char **argv) {
     const char *encoder = NULL, *learn = NULL, *out = NULL;
-    text_tok_options opt = {.lower_case = -1};
+    text_tok_options opt = {0};
     int vocab_size = 0, pad = 0, json = 0;
     const char **texts = cg_xcalloc((size_t)argc + 1, sizeof *texts);
     int n_texts = 0, rc = CG_OK;
@@ -161,8 +161,8 @@ int cmd_tokenize(int argc, char **argv) {
         else if (!strcmp(flag, "--learn")) learn = val;
         else if (!strcmp(flag, "--vocab-size")) rc = parse_int(flag, val, 1, 1 << 24, &vocab_size);
         else if (!strcmp(flag, "--out")) out = val;
-        else if (!strcmp(a, "--lower-case")) opt.lower_case = 1;
-        else if (!strcmp(a, "--cased")) opt.lower_case = 0;
+        else if (!strcmp(a, "--lower-case")) opt.casing = TEXT_TOK_LOWER;
+        else if (!strcmp(a, "--cased")) opt.casing = TEXT_TOK_CASED;
         else if (!strcmp(a, "--pad")) pad = 1;
         else if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--")) {
@@ -204,7 +204,7 @@ int cmd_tokenize(int argc, char **argv) {
             return CG_ERR_IO;
         }
         rc = text_tokenizer_learn(d.kind, (const char *const *)lines, n, vocab_size,
-                                  opt.lower_case < 0 ? d.lower_case : opt.lower_case, out);
+                                  opt.casing == TEXT_TOK_CASE_DEFAULT ? d.lower_case : opt.casing == TEXT_TOK_LOWER, out);
         if (rc) cg_log_error("%s", cg_error_message());
         else cg_log_info("learned a %s vocabulary from %zu captions: %s", d.kind == TEXT_TOK_CLIP_BPE ? "CLIP BPE" : "WordPiece", n, out);
         free(lines);

@@ -98,7 +98,7 @@ int text_tokenizer_load_kind(text_tok_kind kind, const text_tok_options *opt, te
                 rc = clip_bpe_load_merges(src, &t->bpe);
         }
     } else if (kind == TEXT_TOK_WORDPIECE) {
-        int lower = o.lower_case < 0 ? 1 : o.lower_case;
+        int lower = o.casing != TEXT_TOK_CASED;
         if (is_dir(src)) {
             t->path = cg_path_join(src, "vocab.txt");
             if (!cg_file_exists(t->path))
@@ -125,9 +125,8 @@ int text_tokenizer_load(const char *encoder, const text_tok_options *opt, text_t
     if (rc) return rc;
     text_tok_options o = {0};
     if (opt) o = *opt;
-    else o.lower_case = -1;
     if (o.context == 0) o.context = d.context;
-    if (o.lower_case < 0) o.lower_case = d.lower_case;
+    if (o.casing == TEXT_TOK_CASE_DEFAULT) o.casing = d.lower_case ? TEXT_TOK_LOWER : TEXT_TOK_CASED;
     return text_tokenizer_load_kind(d.kind, &o, out);
 }
 

@@ -6,7 +6,7 @@
  * (--text-pretrained).
  *
  *   text_tokenizer *tok;
- *   text_tok_options o = {.vocab = "bpe_simple_vocab_16e6.txt.gz"};
+ *   text_tok_options o = {.vocab = "bpe_simple_vocab_16e6.txt.gz"};   // zero fields: defaults
  *   if (text_tokenizer_load("clip:ViT-B/32", &o, &tok)) -> cg_error_message()
  *   int32_t ids[77];
  *   int n = text_tokenizer_encode(tok, "a photo of a cat", ids, 77);   // 7: SOT ... EOT, then pads
@@ -41,11 +41,13 @@ typedef struct {
  * Unknown names are CG_ERR_USAGE with a message. */
 int text_tok_defaults_for(const char *encoder, text_tok_defaults *out);
 
+typedef enum { TEXT_TOK_CASE_DEFAULT = 0, TEXT_TOK_LOWER = 1, TEXT_TOK_CASED = 2 } text_tok_casing;
+
 typedef struct {
     const char *vocab;        /* --vocab FILE: CLIP merges (.gz or text, or HF merges.txt), or vocab.txt */
     const char *pretrained;   /* --text-pretrained DIR: vocab.txt, or vocab.json + merges.txt */
     int context;              /* 0: the encoder's default */
-    int lower_case;           /* -1: the encoder's default (WordPiece only) */
+    text_tok_casing casing;   /* WordPiece: TEXT_TOK_CASE_DEFAULT (0) is the encoder's default */
     int max_chars_per_word;   /* 0: WordPiece default (200) */
 } text_tok_options;
 

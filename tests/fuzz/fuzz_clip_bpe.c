@@ -16,7 +16,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
     char *p = fuzz_vocab_path("clip_bpe_simple_vocab_16e6.txt.gz");
-    text_tok_options o = {.vocab = p, .lower_case = -1};
+    text_tok_options o = {.vocab = p};
     if (clip_bpe_load_merges(p, &fast) || clip_bpe_load_merges(p, &slow) || text_tokenizer_load("clip:ViT-B/32", &o, &tok)) {
         fprintf(stderr, "%s\n", cg_error_message());
         abort();

@@ -15,7 +15,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
     char *p = fuzz_vocab_path("bert_base_chinese_vocab.txt");
-    text_tok_options o = {.vocab = p, .lower_case = -1};
+    text_tok_options o = {.vocab = p};
     if (wordpiece_load(p, 1, 0, &lower) || wordpiece_load(p, 0, 0, &cased) || wordpiece_load(p, 1, 3, &short_words) ||
         text_tokenizer_load("bert-base-chinese", &o, &tok)) {
         fprintf(stderr, "%s\n", cg_error_message());
