@@ -62,13 +62,13 @@ int main(int argc, char **argv) {
     size_t len = 0;
     for (int i = 0; i < nimg; i++) len += (size_t)snprintf(imgs + len, cap - len, "%simg%d", i ? "," : "", i);
     char *cmd = cg_xasprintf(
-        "FAKE_NVML_CONFIG=%s LD_LIBRARY_PATH=%s %s run --gpus 0,1,2,3,4,5,6,7 --image-encoders %s "
+        "FAKE_NVML_CONFIG=%s LD_LIBRARY_PATH=%s${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} %s run --gpus 0,1,2,3,4,5,6,7 --image-encoders %s "
         "--text-encoders t0,t1,t2,t3,t4,t5,t6,t7,t8,t9 --log-dir %s/logs --out-dir %s/out --status-interval 0 "
         "--gpu-util-threshold 100 --command true > %s/stdout 2>&1",
         nvml, fake_dir, bin, imgs, tmp, tmp, tmp);
     double t_clipgrid = time_command(cmd);
     free(cmd);
-    cmd = cg_xasprintf("rm -rf %s/logs %s/out; FAKE_NVML_CONFIG=%s LD_LIBRARY_PATH=%s %s run --gpus 0,1,2,3,4,5,6,7 "
+    cmd = cg_xasprintf("rm -rf %s/logs %s/out; FAKE_NVML_CONFIG=%s LD_LIBRARY_PATH=%s${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} %s run --gpus 0,1,2,3,4,5,6,7 "
         "--image-encoders %s --text-encoders t0,t1,t2,t3,t4,t5,t6,t7,t8,t9 --log-dir %s/logs --out-dir %s/out "
         "--status-interval 0 --gpu-poll-interval 0.2 --command true > %s/stdout 2>&1",
         tmp, tmp, nvml, fake_dir, bin, imgs, tmp, tmp, tmp);
@@ -156,5 +156,5 @@ int main(int argc, char **argv) {
     if (system(rm) != 0) fprintf(stderr, "[bench] could not remove %s\n", tmp);
     free(rm);
     free(nvml);
-    return 0;
+    return t_clipgrid < 0 || t_clipgrid_util < 0 ? 1 : 0;
 }
