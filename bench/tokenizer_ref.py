@@ -13,11 +13,13 @@ Compared against (captions/s, each caption -> one padded row as the C side build
   * clip-simple: the OpenAI CLIP / open_clip SimpleTokenizer algorithm (ftfy.fix_text, html.unescape
     twice, whitespace clean, lower, the `regex` split, BPE with a per-word cache), re-implemented here
     from its published description (model_specs.md 2.6); with and without ftfy;
-  * transformers CLIPTokenizer (Python) and CLIPTokenizerFast (Rust `tokenizers`), built from a
-    vocab.json + merges.txt written from the same merges;
-  * transformers BertTokenizer (Python) and BertTokenizerFast, vocab.txt, do_lower_case=True.
-It also checks that the ids equal the C ids (DIR/<corpus>.ids): clip-simple without ftfy must agree
-on every caption; the HF tokenizers are reported as agreement counts (their cleaning differs).
+  * bert-full: Google BERT's FullTokenizer as Chinese-CLIP vendors it (basic tokenizer + greedy
+    WordPiece, do_lower_case=True, 200 chars per word), re-implemented here from the algorithm;
+  * transformers (5.x) CLIPTokenizer and BertTokenizer, which in transformers 5 are the Rust
+    `tokenizers` implementations (the same classes as ...Fast), built from a vocab.json + merges.txt
+    written from the same merges and from vocab.txt (do_lower_case=True), called per caption and
+    once on the whole list.
+It also checks that the ids equal the C ids (DIR/<corpus>.ids) and prints the agreement counts.
 """
 import argparse
 import gzip
@@ -119,6 +121,86 @@ class ClipBpe:
         return toks + [0] * (context - len(toks))
 
 
+# ---------------------------------------------------------------- the BERT basic + WordPiece algorithm
+
+class BertWordPiece:
+    """Google BERT's FullTokenizer as Chinese-CLIP vendors it (do_lower_case, max 200 chars)."""
+
+    CJK = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F), (0x2B740, 0x2B81F),
+           (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
+
+    def __init__(self, vocab_path, lower=True, max_chars=200):
+        import unicodedata
+        self.ud = unicodedata
+        self.vocab = {}
+        with open(vocab_path, encoding="utf-8") as f:
+            for i, line in enumerate(f):
+                self.vocab[line.strip()] = i
+        self.lower, self.max_chars = lower, max_chars
+        self.cls, self.sep, self.pad, self.unk = (self.vocab[t] for t in ("[CLS]", "[SEP]", "[PAD]", "[UNK]"))
+
+    def _punct(self, ch):
+        cp = ord(ch)
+        if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
+            return True
+        return self.ud.category(ch).startswith("P")
+
+    def words(self, text):
+        out = []
+        for ch in text:
+            cp = ord(ch)
+            if cp == 0 or cp == 0xFFFD or (ch not in "\t\n\r" and self.ud.category(ch) in ("Cc", "Cf")):
+                continue
+            if ch in " \t\n\r" or self.ud.category(ch) == "Zs":
+                out.append(" ")
+            elif any(a <= cp <= b for a, b in self.CJK):
+                out.append(" " + ch + " ")
+            else:
+                out.append(ch)
+        result = []
+        for tok in "".join(out).split():
+            if self.lower:
+                tok = "".join(c for c in self.ud.normalize("NFD", tok.lower()) if self.ud.category(c) != "Mn")
+            cur = ""
+            for ch in tok:
+                if self._punct(ch):
+                    if cur:
+                        result.append(cur)
+                    result.append(ch)
+                    cur = ""
+                else:
+                    cur += ch
+            if cur:
+                result.append(cur)
+        return result
+
+    def encode(self, text):
+        ids = []
+        for w in self.words(text):
+            if len(w) > self.max_chars:
+                ids.append(self.unk)
+                continue
+            start, pieces = 0, []
+            while start < len(w):
+                end = len(w)
+                while end > start:
+                    sub = w[start:end] if start == 0 else "##" + w[start:end]
+                    if sub in self.vocab:
+                        pieces.append(self.vocab[sub])
+                        break
+                    end -= 1
+                if end == start:
+                    pieces = [self.unk]
+                    break
+                start = end
+            ids.extend(pieces)
+        return ids
+
+    def row(self, text, context=52):
+        toks = [self.cls] + self.encode(text)[: context - 2] + [self.sep]
+        return toks + [self.pad] * (context - len(toks))
+
+
 def write_hf_clip(gz_path, dirname):
     lines = gzip.open(gz_path).read().decode("utf-8").split("\n")
     merges = lines[1:49152 - 256 - 2 + 1]
@@ -147,7 +229,7 @@ def main():
     args = ap.parse_args()
 
     import transformers
-    from transformers import BertTokenizer, BertTokenizerFast, CLIPTokenizer, CLIPTokenizerFast
+    from transformers import BertTokenizerFast, CLIPTokenizerFast
     transformers.logging.set_verbosity_error()
 
     corpora = {name: read_lines(os.path.join(args.dir, name + ".txt"))
@@ -171,6 +253,7 @@ def main():
 
     tmp = tempfile.mkdtemp(prefix="clipgrid_hf_clip_")
     write_hf_clip(args.clip_vocab, tmp)
+    vj, mt = os.path.join(tmp, "vocab.json"), os.path.join(tmp, "merges.txt")
     for name in ("en_templates", "en_varied"):
         lines = corpora[name]
         slow = lines[: args.n_slow]
@@ -179,32 +262,28 @@ def main():
             dt, rows = best_of(lambda: [tok.row(t) for t in slow], reps=1)
             label = "clip-simple (Python%s, BPE cache)" % (" + ftfy" if use_ftfy else ", no ftfy")
             record(name, label, len(slow), dt, agreement(rows, c_ids[name]))
-        hf = CLIPTokenizer(os.path.join(tmp, "vocab.json"), os.path.join(tmp, "merges.txt"))
-        dt, rows = best_of(lambda: [hf(t, padding="max_length", max_length=77, truncation=True)["input_ids"]
-                                    for t in slow], reps=1)
+        # transformers 5 has no pure-Python CLIP/BERT tokenizers: both classes run on `tokenizers` (Rust)
+        fast = CLIPTokenizerFast(vj, mt)
+        dt, rows = best_of(lambda: [fast(t, padding="max_length", max_length=77, truncation=True)["input_ids"]
+                                    for t in lines])
         rows = [r[: r.index(49407, 1) + 1] + [0] * (76 - r.index(49407, 1)) for r in rows]   # HF pads with EOT
-        record(name, "transformers CLIPTokenizer (Python)", len(slow), dt, agreement(rows, c_ids[name]),
+        record(name, "transformers CLIPTokenizer(Fast), per caption", len(lines), dt, agreement(rows, c_ids[name]),
                "HF cleaning: no html.unescape")
-        fast = CLIPTokenizerFast(os.path.join(tmp, "vocab.json"), os.path.join(tmp, "merges.txt"))
-        dt, _ = best_of(lambda: [fast(t, padding="max_length", max_length=77, truncation=True)["input_ids"]
-                                 for t in lines])
-        record(name, "CLIPTokenizerFast, per caption", len(lines), dt)
         dt, _ = best_of(lambda: fast(lines, padding="max_length", max_length=77, truncation=True)["input_ids"])
-        record(name, "CLIPTokenizerFast, one batch (all cores)", len(lines), dt)
+        record(name, "transformers CLIPTokenizer(Fast), one batch", len(lines), dt)
 
     for name in ("zh_templates", "zh_varied"):
         lines = corpora[name]
         slow = lines[: args.n_slow]
-        bt = BertTokenizer(args.bert_vocab, do_lower_case=True)
-        dt, rows = best_of(lambda: [bt(t, padding="max_length", max_length=52, truncation=True)["input_ids"]
-                                    for t in slow], reps=1)
-        record(name, "transformers BertTokenizer (Python)", len(slow), dt, agreement(rows, c_ids[name]))
+        bw = BertWordPiece(args.bert_vocab, lower=True, max_chars=200)
+        dt, rows = best_of(lambda: [bw.row(t) for t in slow], reps=1)
+        record(name, "bert-full (Python, Chinese-CLIP FullTokenizer)", len(slow), dt, agreement(rows, c_ids[name]))
         fast = BertTokenizerFast(args.bert_vocab, do_lower_case=True)
         dt, rows = best_of(lambda: [fast(t, padding="max_length", max_length=52, truncation=True)["input_ids"]
                                     for t in lines])
-        record(name, "BertTokenizerFast, per caption", len(lines), dt, agreement(rows, c_ids[name]))
+        record(name, "transformers BertTokenizer(Fast), per caption", len(lines), dt, agreement(rows, c_ids[name]))
         dt, _ = best_of(lambda: fast(lines, padding="max_length", max_length=52, truncation=True)["input_ids"])
-        record(name, "BertTokenizerFast, one batch (all cores)", len(lines), dt)
+        record(name, "transformers BertTokenizer(Fast), one batch", len(lines), dt)
 
     out = os.path.join(args.dir, "tokenizer_ref.json")
     with open(out, "w") as f:

@@ -91,11 +91,11 @@ static void test_reference_cases(void) {
     free(path);
 }
 
-/* The cleaning stage against Python 3.11 (html.unescape twice, strip, \s+ -> ' ', lower). */
+/* The cleaning stage against Python 3.11 + the `regex` module (html.unescape twice, strip, regex \s+ -> " ", lower). */
 static void test_cleaning_matches_python(void) {
     static const struct { const char *in, *out; } cases[] = {
         {"&amp;lt;b&gt;", "<b>"},
-        {"  A\xe3\x80\x80" "B\x1c" "C\xe2\x80\xa8 ", "a b c"},
+        {"  A\xe3\x80\x80" "B\x1c" "C\xe2\x80\xa8 ", "a b\x1c" "c"},
         {"&#65;&#x42;&#0;&#128;&#xD800;&#1114112;&#1;x", "ab\xef\xbf\xbd\xe2\x82\xac\xef\xbf\xbd\xef\xbf\xbdx"},
         {"&notit; &notin; &amp &ampx &AMP;", "\xc2\xacit; \xe2\x88\x89 & &x &"},
         {"\xce\xa3\xce\x91\xce\xa3 \xce\x9f\xce\x94\xce\x9f\xce\xa3. \xce\xa3",
@@ -103,6 +103,10 @@ static void test_cleaning_matches_python(void) {
         {"\xc4\xb0stanbul", "i\xcc\x87stanbul"},
         {"&;&#;&#x;&&lt", "&;&#;&#x;&<"},
         {"AT&T Q&A; &abcdefghijklmnopqrstuvwxyz0123456789;", "at&t q&a; &abcdefghijklmnopqrstuvwxyz0123456789;"},
+        /* the `regex` module's \s (the collapse) lacks U+001C..U+001F; str.strip() has them */
+        {"a \x1c b", "a \x1c b"},
+        {" \x1c A \x1d\x1e ", "a"},
+        {"a\xc2\x85\xc2\xa0" "b", "a b"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char *got = clip_bpe_clean(cases[i].in, strlen(cases[i].in));
@@ -113,6 +117,30 @@ static void test_cleaning_matches_python(void) {
     char *got = clip_bpe_clean("x&gt\0;y &lt\0", 12);
     CHECK(memcmp(got, "x>\0;y <\0", 9) == 0);   /* 8 characters and the terminator */
     free(got);
+}
+
+static int collect_piece(const char *p, size_t n, void *ctx) {
+    char *buf = ctx;
+    strncat(buf, p, n);
+    strcat(buf, "|");
+    return 0;
+}
+
+/* Split pieces as the `regex` module gives them (checked with regex 2024+ in Python 3.11). */
+static void test_split_like_regex_module(void) {
+    static const struct { const char *in, *pieces; } cases[] = {
+        {"a \x1c b", "a|\x1c|b|"},
+        {"a\xe1\xa0\x8e" "b", "a|\xe1\xa0\x8e|b|"},                       /* U+180E is not \s there */
+        {"x\xe1\xa0\x8e\xe1\xa0\x8e!y", "x|\xe1\xa0\x8e\xe1\xa0\x8e!|y|"},
+        {"it's 3:45pm <|endoftext|>", "it|'s|3|:|4|5|pm|<|endoftext|>|"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *clean = clip_bpe_clean(cases[i].in, strlen(cases[i].in));
+        char got[256] = "";
+        CHECK_EQ_INT(clip_bpe_split(ref, clean, strlen(clean), collect_piece, got), CG_OK);
+        CHECK_EQ_STR(got, cases[i].pieces);
+        free(clean);
+    }
 }
 
 /* Invalid UTF-8 bytes are dropped (bytes.decode("utf-8", "ignore")): same ids as without them. */
@@ -351,6 +379,7 @@ int main(void) {
     free(path);
     TEST_RUN(test_reference_cases);
     TEST_RUN(test_cleaning_matches_python);
+    TEST_RUN(test_split_like_regex_module);
     TEST_RUN(test_invalid_utf8_dropped);
     TEST_RUN(test_heap_equals_reference_merge);
     TEST_RUN(test_truncation_keeps_eot_last);

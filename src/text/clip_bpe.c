@@ -17,8 +17,10 @@
 #define EOT_STR "<|endoftext|>"
 #define EOW_STR "</w>"
 
+/* The reference pattern; its last class also takes U+180E, which PCRE2's \s (UCP) matches but the
+ * `regex` module's \s does not (the two \s sets differ in that code point only). */
 static const char split_pattern[] =
-    "<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+";
+    "<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|(?:[^\\s\\p{L}\\p{N}]|\\x{180E})+";
 
 struct clip_bpe {
     int n_vocab, n_merges, sot, eot;
@@ -469,16 +471,22 @@ static size_t clean_cps(uint32_t *cps, size_t n, uint32_t *tmp, uint32_t *low) {
         memcpy(cps, tmp, m * sizeof *cps);
         n = m;
     }
-    size_t k = 0;
-    int pending_space = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (tx_py_isspace(cps[i])) {
-            pending_space = k > 0;
+    /* str.strip() (str.isspace), then regex.sub(r"\s+", " ") with the `regex` module's \s, which
+     * is str.isspace() without U+001C..U+001F; the final strip() then has nothing left to do
+     * because both ends are already non-space. */
+    size_t s = 0, e = n, k = 0;
+    while (s < e && tx_py_isspace(cps[s])) s++;
+    while (e > s && tx_py_isspace(cps[e - 1])) e--;
+    int in_run = 0;
+    for (size_t i = s; i < e; i++) {
+        uint32_t c = cps[i];
+        if (tx_py_isspace(c) && !(c >= 0x1C && c <= 0x1F)) {
+            if (!in_run) cps[k++] = ' ';
+            in_run = 1;
             continue;
         }
-        if (pending_space) cps[k++] = ' ';
-        pending_space = 0;
-        cps[k++] = cps[i];
+        in_run = 0;
+        cps[k++] = c;
     }
     return tx_py_lower(cps, k, low);
 }
