@@ -542,9 +542,28 @@ static void test_metrics_and_progress(void) {
     if (check_failures_now) dump_output();
 }
 
+/* Without --gpus, an inherited CUDA_VISIBLE_DEVICES (e.g. a Slurm allocation) limits the GPUs. */
+static void test_inherited_cuda_visible_devices(void) {
+    new_test_dir("inherited");
+    write_text("nvml.txt", "gpu uuid=GPU-aaaa\ngpu uuid=GPU-bbbb\ngpu uuid=GPU-cccc\n");
+    setenv("CUDA_VISIBLE_DEVICES", "GPU-cccc", 1);
+    const char *args[] = {"--image-encoders", "a,b", "--text-encoders", "t", "--gpu-util-threshold", "100",
+        "--status-interval", "0", "--command", "echo $CUDA_VISIBLE_DEVICES > {out_dir}/env", NULL};
+    int rc = run_clipgrid(args, 20);
+    unsetenv("CUDA_VISIBLE_DEVICES");
+    CHECK_EQ_INT(rc, 0);
+    for (int i = 0; i < 2; i++) {
+        char *p = in_dir(i ? "out/b_t/env" : "out/a_t/env"), *text = read_text(p);
+        CHECK_EQ_STR(text, "GPU-cccc\n");
+        free(p); free(text);
+    }
+    if (check_failures_now) dump_output();
+}
+
 int main(void) {
     snprintf(root, sizeof root, "%s/launcher_XXXXXX", TEST_BINARY_DIR);
     if (!mkdtemp(root)) { perror("mkdtemp"); return 1; }
+    unsetenv("CUDA_VISIBLE_DEVICES");  /* the launcher would honour one from the environment */
     TEST_RUN(test_three_configs_two_gpus);
     TEST_RUN(test_failures_are_reported);
     TEST_RUN(test_busy_gpu_wait_then_start);
@@ -555,5 +574,6 @@ int main(void) {
     TEST_RUN(test_bad_input_starts_nothing);
     TEST_RUN(test_cpu_slots_and_dry_run);
     TEST_RUN(test_metrics_and_progress);
+    TEST_RUN(test_inherited_cuda_visible_devices);
     return TEST_REPORT();
 }

@@ -387,6 +387,14 @@ int cmd_run(int argc, char **argv) {
         print_plan(&o, jobs, n, spec_text, gpus_default);
         goto done;
     }
+    const char *inherited = getenv("CUDA_VISIBLE_DEVICES");
+    if (gpus_default && inherited) {  /* e.g. inside a Slurm allocation: use only what we were given */
+        if (!*inherited || !strcmp(inherited, "-1")) gpus = "cpu";
+        else gpus = inherited;
+        gpus_default = 0;
+        cg_log_info("using the GPUs of CUDA_VISIBLE_DEVICES=%s (indices are taken as NVML indices; "
+                    "UUIDs are exact)", inherited);
+    }
     if (gpus_default) {
         if (nvml_open(&nvml) == CG_OK) gpus = "all";
         else {
