@@ -53,7 +53,9 @@ static void test_matches_torch_adamw(void) {
         for (int i = 0; i < 3; i++) CHECK_EQ_INT(read_into(&st, &p, i, suffix, p.grads + p.e[i].offset), CG_OK);
         double lr = lr_at_step(LR_COSINE, 0.05, 2, 5, k);
         CHECK_NEAR(lr, golden_lr[k], 1e-15);
-        float norm = clip_grad_norm(&p, opt.frozen, 1.0f);
+        cg_params *sets[1] = {&p};
+        const unsigned char *fr[1] = {opt.frozen};
+        float norm = clip_grad_norm(sets, fr, 1, 1.0f);
         CHECK_NEAR(norm, golden_norm[k], 1e-5 * golden_norm[k]);
         adamw_step(&opt, &p, &cfg, (float)lr);
         snprintf(suffix, sizeof suffix, ".after.%d", k);
@@ -80,8 +82,11 @@ static void test_frozen_params_do_not_move(void) {
     adamw_state opt;
     adamw_init(&opt, &p);
     CHECK_EQ_INT(adamw_freeze_prefix(&opt, &p, "ln."), 1);
-    float norm_all = clip_grad_norm(&p, NULL, 1e9f);
-    float norm_trainable = clip_grad_norm(&p, opt.frozen, 1e9f);
+    cg_params *sets[2] = {&p, &p};
+    const unsigned char *fr[2] = {opt.frozen, opt.frozen};
+    float norm_all = clip_grad_norm(sets, NULL, 1, 1e9f);
+    float norm_trainable = clip_grad_norm(sets, fr, 1, 1e9f);
+    CHECK_NEAR(clip_grad_norm(sets, fr, 2, 0), sqrtf(70 * 0.25f), 1e-5);   /* two sets: one global norm */
     CHECK_NEAR(norm_all, sqrtf(40 * 0.25f), 1e-5);
     CHECK_NEAR(norm_trainable, sqrtf(35 * 0.25f), 1e-5);   /* frozen grads do not count */
     adamw_config cfg = ADAMW_DEFAULTS;

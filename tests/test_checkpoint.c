@@ -44,12 +44,13 @@ static void test_roundtrip_is_exact(void) {
     adamw_init(&ob, &b);
     fill(&a, &oa, 1);
     cJSON *state = cJSON_Parse("{\"epoch\": 3, \"rng\": \"12345678901234567890\", \"data_position\": 4096}");
-    CHECK_EQ_INT(ckpt_save(out, 200, &a, &oa, state), CG_OK);
+    ckpt_group ga[1] = {{"visual.", &a, &oa}}, gb[1] = {{"visual.", &b, &ob}};
+    CHECK_EQ_INT(ckpt_save(out, 200, ga, 1, state), CG_OK);
     int64_t latest = -1;
     CHECK_EQ_INT(ckpt_latest(out, &latest), CG_OK);
     CHECK_EQ_INT(latest, 200);
     cJSON *got = NULL;
-    CHECK_EQ_INT(ckpt_load(out, 200, &b, &ob, &got), CG_OK);
+    CHECK_EQ_INT(ckpt_load(out, 200, gb, 1, &got), CG_OK);
     CHECK(memcmp(a.params, b.params, (size_t)a.n_params * sizeof(float)) == 0);
     CHECK(memcmp(a.buffers, b.buffers, (size_t)a.n_buffers * sizeof(float)) == 0);
     CHECK(memcmp(oa.m, ob.m, (size_t)oa.n * sizeof(float)) == 0);
@@ -79,17 +80,18 @@ static void test_latest_moves_only_on_complete_saves(void) {
     adamw_state oa;
     adamw_init(&oa, &a);
     fill(&a, &oa, 2);
-    CHECK_EQ_INT(ckpt_save(out, 10, &a, &oa, NULL), CG_OK);
+    ckpt_group ga[1] = {{"", &a, &oa}};
+    CHECK_EQ_INT(ckpt_save(out, 10, ga, 1, NULL), CG_OK);
     /* a save that cannot write its state file leaves latest at 10 */
     char *blocker = cg_xasprintf("%s/checkpoints/state_20.safetensors", out);
     CHECK_EQ_INT(cg_mkdir_p(blocker), CG_OK);  /* a directory where the file should go */
-    CHECK(ckpt_save(out, 20, &a, &oa, NULL) != CG_OK);
+    CHECK(ckpt_save(out, 20, ga, 1, NULL) != CG_OK);
     int64_t latest = -1;
     CHECK_EQ_INT(ckpt_latest(out, &latest), CG_OK);
     CHECK_EQ_INT(latest, 10);
     rmdir(blocker);
     free(blocker);
-    for (int s = 20; s <= 50; s += 10) CHECK_EQ_INT(ckpt_save(out, s, &a, &oa, NULL), CG_OK);
+    for (int s = 20; s <= 50; s += 10) CHECK_EQ_INT(ckpt_save(out, s, ga, 1, NULL), CG_OK);
     ckpt_prune(out, 2);
     for (int s = 10; s <= 50; s += 10) {
         char *m = cg_xasprintf("%s/checkpoints/step_%d.safetensors", out, s);
@@ -114,17 +116,29 @@ static void test_damage_is_reported(void) {
     adamw_init(&oa, &a);
     adamw_init(&ow, &wide);
     fill(&a, &oa, 3);
-    CHECK_EQ_INT(ckpt_save(out, 5, &a, &oa, NULL), CG_OK);
+    ckpt_group ga[1] = {{"", &a, &oa}}, gw[1] = {{"", &wide, &ow}};
+    CHECK_EQ_INT(ckpt_save(out, 5, ga, 1, NULL), CG_OK);
     /* another model configuration: the mismatching tensor is named */
-    CHECK(ckpt_load(out, 5, &wide, &ow, NULL) != CG_OK);
+    CHECK(ckpt_load(out, 5, gw, 1, NULL) != CG_OK);
     CHECK(strstr(cg_error_message(), "text.proj.weight") != NULL);
+    /* a model with fewer tensors than the file: extra tensors are reported */
+    cg_params small;
+    cg_params_init(&small);
+    cg_params_add(&small, "stem.0.bn.weight", CG_KIND_PARAM, 1, (int64_t[]){4});
+    cg_params_alloc(&small);
+    ckpt_group gs[1] = {{"", &small, NULL}};
+    char *mp = cg_xasprintf("%s/checkpoints/step_5.safetensors", out);
+    CHECK_EQ_INT(ckpt_load_model_file(mp, gs, 1), CG_ERR_FORMAT);
+    CHECK(strstr(cg_error_message(), "holds 5 tensors, this model has 1") != NULL);
+    free(mp);
+    cg_params_free(&small);
     /* a truncated state file */
     char *sp = cg_xasprintf("%s/checkpoints/state_5.safetensors", out), *buf;
     size_t len;
     cg_file_read(sp, &buf, &len);
     cg_file_write_atomic(sp, buf, len / 2);
     free(buf);
-    CHECK(ckpt_load(out, 5, &a, &oa, NULL) != CG_OK);
+    CHECK(ckpt_load(out, 5, ga, 1, NULL) != CG_OK);
     CHECK(strstr(cg_error_message(), "state_5.safetensors") != NULL);
     /* a garbled latest */
     char *lp = cg_xasprintf("%s/checkpoints/latest", out);

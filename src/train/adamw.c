@@ -69,23 +69,25 @@ void adamw_step(adamw_state *s, cg_params *p, const adamw_config *c, float lr) {
     }
 }
 
-float clip_grad_norm(cg_params *p, const unsigned char *frozen, float max_norm) {
+float clip_grad_norm(cg_params *const *ps, const unsigned char *const *frozen, int n, float max_norm) {
     double sum = 0;
-    for (int i = 0; i < p->n; i++) {
-        const cg_param_entry *e = &p->e[i];
-        if (e->kind != CG_KIND_PARAM || (frozen && frozen[i])) continue;
-        const float *g = p->grads + e->offset;
-        for (int64_t k = 0; k < e->numel; k++) sum += (double)g[k] * g[k];
-    }
+    for (int s = 0; s < n; s++)
+        for (int i = 0; i < ps[s]->n; i++) {
+            const cg_param_entry *e = &ps[s]->e[i];
+            if (e->kind != CG_KIND_PARAM || (frozen && frozen[s] && frozen[s][i])) continue;
+            const float *g = ps[s]->grads + e->offset;
+            for (int64_t k = 0; k < e->numel; k++) sum += (double)g[k] * g[k];
+        }
     float norm = (float)sqrt(sum);
     float coef = max_norm / (norm + 1e-6f);
-    if (coef < 1.0f) {
-        for (int i = 0; i < p->n; i++) {
-            const cg_param_entry *e = &p->e[i];
-            if (e->kind != CG_KIND_PARAM || (frozen && frozen[i])) continue;
-            float *g = p->grads + e->offset;
-            for (int64_t k = 0; k < e->numel; k++) g[k] *= coef;
-        }
+    if (max_norm > 0 && coef < 1.0f) {
+        for (int s = 0; s < n; s++)
+            for (int i = 0; i < ps[s]->n; i++) {
+                const cg_param_entry *e = &ps[s]->e[i];
+                if (e->kind != CG_KIND_PARAM || (frozen && frozen[s] && frozen[s][i])) continue;
+                float *g = ps[s]->grads + e->offset;
+                for (int64_t k = 0; k < e->numel; k++) g[k] *= coef;
+            }
     }
     return norm;
 }

@@ -14,7 +14,7 @@
  *   adamw_state opt;
  *   adamw_init(&opt, &model_params);
  *   adamw_freeze_prefix(&opt, &model_params, "text.");     // --freeze-text
- *   float norm = clip_grad_norm(&model_params, 1.0f);        // optional
+ *   float norm = clip_grad_norm((cg_params *[]){&model_params}, NULL, 1, 1.0f);   // optional
  *   adamw_step(&opt, &model_params, &cfg, lr_at_this_step);
  */
 #ifndef CLIPGRID_TRAIN_ADAMW_H
@@ -50,9 +50,10 @@ int adamw_freeze_prefix(adamw_state *s, const cg_params *p, const char *prefix);
 /* One optimizer step with learning rate lr, using p->grads. */
 void adamw_step(adamw_state *s, cg_params *p, const adamw_config *c, float lr);
 
-/* Scale the gradients of trainable parameters so that their global L2 norm is at most
- * max_norm (torch.nn.utils.clip_grad_norm_: coefficient max_norm / (norm + 1e-6), applied only
- * when below 1). Returns the norm before clipping. frozen may be NULL (every param counts). */
-float clip_grad_norm(cg_params *p, const unsigned char *frozen, float max_norm);
+/* Scale the gradients of the trainable parameters of n parameter sets so that their global L2
+ * norm is at most max_norm (torch.nn.utils.clip_grad_norm_: coefficient max_norm / (norm + 1e-6),
+ * applied only when below 1; max_norm <= 0 only measures). Returns the norm before clipping.
+ * frozen[i] is the per-entry frozen mask of set i (adamw_state.frozen), or NULL. */
+float clip_grad_norm(cg_params *const *p, const unsigned char *const *frozen, int n, float max_norm);
 
 #endif

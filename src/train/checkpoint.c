@@ -17,7 +17,31 @@ static char *ckpt_path(const char *out_dir, const char *kind, int64_t step) {
     return cg_xasprintf("%s/checkpoints/%s_%" PRId64 ".safetensors", out_dir, kind, step);
 }
 
-int ckpt_save(const char *out_dir, int64_t step, const cg_params *model, const adamw_state *opt, const cJSON *state) {
+static void add_group_tensors(cg_st_writer *w, const ckpt_group *g) {
+    char name[512];
+    for (int i = 0; i < g->params->n; i++) {
+        const cg_param_entry *e = &g->params->e[i];
+        snprintf(name, sizeof name, "%s%s", g->prefix, e->name);
+        if (e->kind == CG_KIND_COUNTER) cg_st_writer_add_i64(w, name, *cg_params_counter(g->params, i));
+        else cg_st_writer_add_f32(w, name, (e->kind == CG_KIND_PARAM ? g->params->params : g->params->buffers) + e->offset,
+                                  e->ndim, e->shape);
+    }
+}
+
+static void add_group_moments(cg_st_writer *w, const ckpt_group *g) {
+    char name[512];
+    if (!g->opt) return;
+    for (int i = 0; i < g->params->n; i++) {
+        const cg_param_entry *e = &g->params->e[i];
+        if (e->kind != CG_KIND_PARAM || g->opt->frozen[i]) continue;
+        snprintf(name, sizeof name, "%s%s.exp_avg", g->prefix, e->name);
+        cg_st_writer_add_f32(w, name, g->opt->m + e->offset, e->ndim, e->shape);
+        snprintf(name, sizeof name, "%s%s.exp_avg_sq", g->prefix, e->name);
+        cg_st_writer_add_f32(w, name, g->opt->v + e->offset, e->ndim, e->shape);
+    }
+}
+
+int ckpt_save(const char *out_dir, int64_t step, const ckpt_group *groups, int n, const cJSON *state) {
     char *dir = cg_xasprintf("%s/checkpoints", out_dir);
     int rc = cg_mkdir_p(dir);
     if (rc) { free(dir); return rc; }
@@ -25,27 +49,23 @@ int ckpt_save(const char *out_dir, int64_t step, const cg_params *model, const a
 
     cg_st_writer w;
     cg_st_writer_init(&w);
-    cg_params_to_writer(model, &w, 0);
+    for (int g = 0; g < n; g++) add_group_tensors(&w, &groups[g]);
     cg_st_writer_meta(&w, "format", "pt");
     rc = cg_st_writer_save(&w, model_path);
     cg_st_writer_free(&w);
 
     if (!rc) {
         cg_st_writer_init(&w);
-        for (int i = 0; i < model->n; i++) {
-            const cg_param_entry *e = &model->e[i];
-            if (e->kind != CG_KIND_PARAM || opt->frozen[i]) continue;
-            char name[512];
-            snprintf(name, sizeof name, "%s.exp_avg", e->name);
-            cg_st_writer_add_f32(&w, name, opt->m + e->offset, e->ndim, e->shape);
-            snprintf(name, sizeof name, "%s.exp_avg_sq", e->name);
-            cg_st_writer_add_f32(&w, name, opt->v + e->offset, e->ndim, e->shape);
+        int64_t adamw_step = 0;
+        for (int g = 0; g < n; g++) {
+            add_group_moments(&w, &groups[g]);
+            if (groups[g].opt && !adamw_step) adamw_step = groups[g].opt->step;
         }
         cJSON *meta = state ? cJSON_Duplicate(state, 1) : cJSON_CreateObject();
         cJSON_DeleteItemFromObject(meta, "step");
         cJSON_DeleteItemFromObject(meta, "adamw_step");
         cJSON_AddNumberToObject(meta, "step", (double)step);
-        cJSON_AddNumberToObject(meta, "adamw_step", (double)opt->step);
+        cJSON_AddNumberToObject(meta, "adamw_step", (double)adamw_step);
         char *text = cg_json_print(meta, 0);
         cg_st_writer_meta(&w, "clipgrid_state", text);
         free(text);
@@ -83,20 +103,52 @@ int ckpt_latest(const char *out_dir, int64_t *step) {
     return rc;
 }
 
-int ckpt_load(const char *out_dir, int64_t step, cg_params *model, adamw_state *opt, cJSON **state) {
+static int load_group_tensors(const cg_safetensors *st, const ckpt_group *g, int *count) {
+    char name[512];
+    for (int i = 0; i < g->params->n; i++) {
+        const cg_param_entry *e = &g->params->e[i];
+        snprintf(name, sizeof name, "%s%s", g->prefix, e->name);
+        int rc;
+        if (e->kind == CG_KIND_COUNTER) rc = cg_st_read_scalar_i64(st, name, cg_params_counter(g->params, i));
+        else rc = cg_st_read_f32(st, name, (e->kind == CG_KIND_PARAM ? g->params->params : g->params->buffers) + e->offset,
+                                 e->ndim, e->shape);
+        if (rc) return rc;
+        (*count)++;
+    }
+    return CG_OK;
+}
+
+int ckpt_load_model_file(const char *path, const ckpt_group *groups, int n) {
+    cg_safetensors st;
+    int rc = cg_st_open(path, &st);
+    if (rc) return rc;
+    int count = 0;
+    for (int g = 0; g < n && !rc; g++) rc = load_group_tensors(&st, &groups[g], &count);
+    if (!rc && count != st.n)
+        rc = cg_error_set(CG_ERR_FORMAT, "%s holds %d tensors, this model has %d: it was saved by another "
+                          "configuration", path, st.n, count);
+    cg_st_close(&st);
+    return rc;
+}
+
+int ckpt_load(const char *out_dir, int64_t step, const ckpt_group *groups, int n, cJSON **state) {
     char *model_path = ckpt_path(out_dir, "step", step), *state_path = ckpt_path(out_dir, "state", step);
-    int rc = cg_params_load_file(model, model_path, NULL);
+    int rc = ckpt_load_model_file(model_path, groups, n);
     cg_safetensors st;
     int st_open = 0;
     if (!rc) st_open = (rc = cg_st_open(state_path, &st)) == CG_OK;
-    for (int i = 0; !rc && i < model->n; i++) {
-        const cg_param_entry *e = &model->e[i];
-        if (e->kind != CG_KIND_PARAM || opt->frozen[i]) continue;
-        char name[512];
-        snprintf(name, sizeof name, "%s.exp_avg", e->name);
-        rc = cg_st_read_f32(&st, name, opt->m + e->offset, e->ndim, e->shape);
-        snprintf(name, sizeof name, "%s.exp_avg_sq", e->name);
-        if (!rc) rc = cg_st_read_f32(&st, name, opt->v + e->offset, e->ndim, e->shape);
+    char name[512];
+    for (int g = 0; !rc && g < n; g++) {
+        const ckpt_group *gr = &groups[g];
+        if (!gr->opt) continue;
+        for (int i = 0; !rc && i < gr->params->n; i++) {
+            const cg_param_entry *e = &gr->params->e[i];
+            if (e->kind != CG_KIND_PARAM || gr->opt->frozen[i]) continue;
+            snprintf(name, sizeof name, "%s%s.exp_avg", gr->prefix, e->name);
+            rc = cg_st_read_f32(&st, name, gr->opt->m + e->offset, e->ndim, e->shape);
+            snprintf(name, sizeof name, "%s%s.exp_avg_sq", gr->prefix, e->name);
+            if (!rc) rc = cg_st_read_f32(&st, name, gr->opt->v + e->offset, e->ndim, e->shape);
+        }
     }
     if (!rc) {
         const char *meta = cg_st_meta(&st, "clipgrid_state");
@@ -107,7 +159,8 @@ int ckpt_load(const char *out_dir, int64_t step, cg_params *model, adamw_state *
                               state_path);
             cJSON_Delete(obj);
         } else {
-            opt->step = (int64_t)as->valuedouble;
+            for (int g = 0; g < n; g++)
+                if (groups[g].opt) groups[g].opt->step = (int64_t)as->valuedouble;
             if (state) *state = obj;
             else cJSON_Delete(obj);
         }
