@@ -10,5 +10,7 @@ int cmd_run(int argc, char **argv);     /* grid/run_cli.c   — the grid launche
 int cmd_gpus(int argc, char **argv);    /* grid/gpus_cli.c  — GPUs as NVML sees them */
 int cmd_models(int argc, char **argv);  /* models/models_cli.c — encoders, params, MACs */
 int cmd_tokenize(int argc, char **argv); /* text/tokenize_cli.c — tokenizer ids and pieces */
+int cmd_train(int argc, char **argv);   /* train/train_cli.c — train one CLIP configuration */
+int cmd_eval(int argc, char **argv);    /* train/train_cli.c — zero-shot and retrieval of a run */
 
 #endif
