@@ -13,6 +13,8 @@ typedef struct {
 
 static const command commands[] = {
     {"run",  cmd_run,  "train a grid of image x text encoder configurations in parallel on GPUs"},
+    {"train", cmd_train, "train one CLIP configuration (StarNet image tower x text tower)"},
+    {"eval", cmd_eval, "zero-shot accuracy and retrieval R@1/5/10 of a trained run"},
     {"gpus", cmd_gpus, "list GPUs as NVML sees them: utilization, memory, processes"},
     {"models", cmd_models, "list the image encoders with parameter counts and MACs at an image size"},
     {"tokenize", cmd_tokenize, "show the token ids and pieces of a text encoder's tokenizer; learn a vocabulary"},
