@@ -61,7 +61,7 @@ int clip_bpe_split(const clip_bpe *t, const char *clean, size_t len,
                    int (*fn)(const char *piece, size_t n, void *ctx), void *ctx);
 
 /* Learn merges from captions until the vocabulary has `vocab_size` entries (514 + merges; at
- * most 49,408) or no pair occurs twice, and write them in the merges-file format (gzip when
+ * most 49,408) or no adjacent pair is left, and write them in the merges-file format (gzip when
  * `path` ends in .gz). The file loads back with clip_bpe_load_merges. */
 int clip_bpe_learn(const char *const *texts, size_t n_texts, int vocab_size, const char *path);
 /* Write the merges of a loaded tokenizer in the merges-file format. */
