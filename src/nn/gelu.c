@@ -1,0 +1,69 @@
+#include "nn/gelu.h"
+
+#include <math.h>
+
+static int64_t same_numel(const char *fn, const cg_tensor *a, const cg_tensor *b) {
+    CG_REQUIRE_CPU(fn, a);
+    CG_REQUIRE_CPU(fn, b);
+    int64_t n = cg_tensor_numel(a);
+    if (cg_tensor_numel(b) != n) cg_tensor_fail(fn, "numel %lld vs %lld", (long long)n, (long long)cg_tensor_numel(b));
+    return n;
+}
+
+#define INV_SQRT2 0.70710678118654752440f
+#define INV_SQRT_2PI 0.39894228040143267794f
+
+void cg_gelu_forward(cg_tensor *y, const cg_tensor *x) {
+    int64_t n = same_numel("cg_gelu_forward", y, x);
+    float *yp = y->data;
+    const float *xp = x->data;
+#pragma omp parallel for schedule(static) if (n > 32768)
+    for (int64_t i = 0; i < n; i++) yp[i] = 0.5f * xp[i] * (1.0f + erff(xp[i] * INV_SQRT2));
+}
+
+void cg_gelu_backward(cg_tensor *dx, const cg_tensor *dy, const cg_tensor *x) {
+    int64_t n = same_numel("cg_gelu_backward", dx, x);
+    same_numel("cg_gelu_backward", dy, x);
+    float *d = dx->data;
+    const float *g = dy->data, *xp = x->data;
+#pragma omp parallel for schedule(static) if (n > 32768)
+    for (int64_t i = 0; i < n; i++) {
+        float v = xp[i];
+        float cdf = 0.5f * (1.0f + erff(v * INV_SQRT2)), pdf = INV_SQRT_2PI * expf(-0.5f * v * v);
+        d[i] += g[i] * (cdf + v * pdf);
+    }
+}
+
+static inline float sigmoidf(float v) { return 1.0f / (1.0f + expf(-v)); }
+
+void cg_quick_gelu_forward(cg_tensor *y, const cg_tensor *x) {
+    int64_t n = same_numel("cg_quick_gelu_forward", y, x);
+    float *yp = y->data;
+    const float *xp = x->data;
+#pragma omp parallel for schedule(static) if (n > 32768)
+    for (int64_t i = 0; i < n; i++) yp[i] = xp[i] * sigmoidf(1.702f * xp[i]);
+}
+
+void cg_quick_gelu_backward(cg_tensor *dx, const cg_tensor *dy, const cg_tensor *x) {
+    int64_t n = same_numel("cg_quick_gelu_backward", dx, x);
+    same_numel("cg_quick_gelu_backward", dy, x);
+    float *d = dx->data;
+    const float *g = dy->data, *xp = x->data;
+#pragma omp parallel for schedule(static) if (n > 32768)
+    for (int64_t i = 0; i < n; i++) {
+        float v = xp[i], s = sigmoidf(1.702f * v);
+        d[i] += g[i] * (s + 1.702f * v * s * (1.0f - s));
+    }
+}
+
+void cg_act_forward(cg_act_kind k, cg_tensor *y, const cg_tensor *x) {
+    if (k == CG_ACT_GELU) cg_gelu_forward(y, x);
+    else if (k == CG_ACT_QUICK_GELU) cg_quick_gelu_forward(y, x);
+    else cg_tensor_fail("cg_act_forward", "unknown activation %d", (int)k);
+}
+
+void cg_act_backward(cg_act_kind k, cg_tensor *dx, const cg_tensor *dy, const cg_tensor *x) {
+    if (k == CG_ACT_GELU) cg_gelu_backward(dx, dy, x);
+    else if (k == CG_ACT_QUICK_GELU) cg_quick_gelu_backward(dx, dy, x);
+    else cg_tensor_fail("cg_act_backward", "unknown activation %d", (int)k);
+}
