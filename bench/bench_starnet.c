@@ -9,7 +9,8 @@
  * bandwidth of the depthwise 7x7 convolutions (run alone on the model's shapes). With a Python
  * that has torch + timm (--python, $CLIPGRID_TORCH_PYTHON, or /work/venv/bin/python when it
  * exists), bench/starnet_torch.py measures timm's model the same way (same threads, batch,
- * sizes) and its figures are printed next to ours.
+ * sizes), config by config right after ours, and its figures are printed next to ours.
+ * Both sides report the best of --iters steps (robust on a machine shared with other work).
  */
 #include <cjson/cJSON.h>
 #include <omp.h>
@@ -55,13 +56,13 @@ static double sgemm_peak_gflops(void) {
 typedef struct {
     char model[48];
     int size;
-    double ips, step_s, gemm_share, gemm_gflops, dw_s, dw_share, dw_gbs, torch_ips;
+    double ips, step_s, gemm_share, gemm_gflops, dw_s, dw_share, dw_gbs, dw_gflops, torch_ips;
 } result;
 
 /* Depthwise convs of the model at this batch, alone: time and bytes (fwd: read x, write y;
  * bwd: read dy and x, read+write dx). Two per block. */
-static void dw_bench(const cg_starnet *m, int N, int H, double *seconds, double *gbs) {
-    double t_total = 0, bytes = 0;
+static void dw_bench(const cg_starnet *m, int N, int H, double *seconds, double *gbs, double *gflops) {
+    double t_total = 0, bytes = 0, flops = 0;
     int h = (H + 1) / 2;
     for (int i = 0, k = 0; i < 4; i++) {
         h = (h + 1) / 2;
@@ -74,18 +75,24 @@ static void dw_bench(const cg_starnet *m, int N, int H, double *seconds, double 
         cg_tensor tdx = cg_tensor_4d(dx, CG_DEV_CPU, C, N, h, h), tw = cg_tensor_4d(w, CG_DEV_CPU, C, 1, 7, 7);
         cg_tensor tdw = cg_tensor_4d(dw, CG_DEV_CPU, C, 1, 7, 7), tb = cg_tensor_1d(b, CG_DEV_CPU, C), tdb = cg_tensor_1d(db, CG_DEV_CPU, C);
         cg_dwconv2d_forward(&ty, &tx, &tw, &tb);  /* warm */
-        double t = now();
-        cg_dwconv2d_forward(&ty, &tx, &tw, &tb);
-        cg_dwconv2d_backward(&tdx, &tdw, &tdb, &ty, &tx, &tw);
-        t = now() - t;
+        double t = 1e30;
+        for (int rep = 0; rep < 3; rep++) {
+            double t0 = now();
+            cg_dwconv2d_forward(&ty, &tx, &tw, &tb);
+            cg_dwconv2d_backward(&tdx, &tdw, &tdb, &ty, &tx, &tw);
+            t0 = now() - t0;
+            if (t0 < t) t = t0;
+        }
         int nb = m->cfg.depths[i];
         t_total += t * 2 * nb;
         bytes += (2.0 + 4.0) * 4.0 * (double)n * 2 * nb;
+        flops += 3.0 * 2.0 * 49.0 * (double)n * 2 * nb;  /* fwd, dx, dw: 49 MACs per element each */
         k += nb;
         free(x); free(y); free(dx); free(w); free(dw); free(b); free(db);
     }
     *seconds = t_total;
     *gbs = bytes / t_total / 1e9;
+    *gflops = flops / t_total / 1e9;
 }
 
 static int run_torch(const char *py, const char *models, const char *sizes, int batch, int threads, int iters, result *res,
@@ -132,7 +139,7 @@ int main(int argc, char **argv) {
     if (!py && access("/work/venv/bin/python", X_OK) == 0) py = "/work/venv/bin/python";
     omp_set_num_threads(threads);
     double peak = sgemm_peak_gflops();
-    printf("threads %d, batch %d, %d timed steps after 1 warm-up; sgemm peak %.1f GFLOP/s (1536^3, %d threads)\n", threads,
+    printf("threads %d, batch %d, best of %d steps after 1 warm-up; sgemm peak %.1f GFLOP/s (1536^3, %d threads)\n", threads,
            batch, iters, peak, threads);
     result res[32];
     int nres = 0;
@@ -157,20 +164,19 @@ int main(int argc, char **argv) {
             cg_params_zero_grad(&m.params);
             cg_starnet_forward(&m, x, batch, S, S, 1);  /* warm-up (allocates the arena) */
             cg_starnet_backward(&m, r);
-            cg_gemm_stats_reset();
             cg_gemm_profile(1);
-            double t = now();
+            /* best of `iters` steps: robust against other processes on a shared machine */
+            double t = 1e30, gs = 0, gf = 0;
             for (int it = 0; it < iters; it++) {
+                cg_gemm_stats_reset();
+                double t0 = now();
                 cg_params_zero_grad(&m.params);
                 cg_starnet_forward(&m, x, batch, S, S, 1);
                 cg_starnet_backward(&m, r);
+                t0 = now() - t0;
+                if (t0 < t) { t = t0; cg_gemm_stats(&gs, &gf); }
             }
-            t = (now() - t) / iters;
             cg_gemm_profile(0);
-            double gs, gf;
-            cg_gemm_stats(&gs, &gf);
-            gs /= iters;
-            gf /= iters;
             result *q = &res[nres++];
             memset(q, 0, sizeof *q);
             snprintf(q->model, sizeof q->model, "%s", name);
@@ -179,24 +185,19 @@ int main(int argc, char **argv) {
             q->ips = batch / t;
             q->gemm_share = gs / t;
             q->gemm_gflops = gf / gs / 1e9;
-            dw_bench(&m, batch, S, &q->dw_s, &q->dw_gbs);
+            dw_bench(&m, batch, S, &q->dw_s, &q->dw_gbs, &q->dw_gflops);
             q->dw_share = q->dw_s / t;
             q->torch_ips = -1;
             fprintf(stderr, "[INFO] %s %d: %.2f img/s\n", name, S, q->ips);
+            /* PyTorch right after, on the same config: the machine may be shared, so both sides
+             * are measured close in time and each reports its best step */
+            if (py && run_torch(py, tok, st, batch, threads, iters, q, 1)) fprintf(stderr, "[WARN] PyTorch run failed\n");
             free(x); free(r);
             cg_starnet_free(&m);
         }
     }
-    if (py) {
-        char tm[256];
-        size_t o = 0;
-        for (int i = 0; i < nres; i++)
-            if (i == 0 || strcmp(res[i].model, res[i - 1].model))
-                o += (size_t)snprintf(tm + o, sizeof tm - o, o ? ",%s" : "%s", res[i].model + 8);
-        if (run_torch(py, tm, sizes, batch, threads, iters, res, nres)) fprintf(stderr, "[WARN] PyTorch run failed\n");
-    }
-    printf("\n%-13s %5s %10s %10s %7s %8s %8s %8s %9s %8s\n", "model", "size", "img/s", "torch", "ratio", "step s", "GEMM%",
-           "GEMM GF", "dwconv%", "dw GB/s");
+    printf("\n%-13s %5s %10s %10s %7s %8s %8s %8s %9s %8s %7s\n", "model", "size", "img/s", "torch", "ratio", "step s", "GEMM%",
+           "GEMM GF", "dwconv%", "dw GB/s", "dw GF");
     cJSON *root = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(root, "results");
     cJSON_AddNumberToObject(root, "threads", threads);
     cJSON_AddNumberToObject(root, "batch", batch);
@@ -208,8 +209,8 @@ int main(int argc, char **argv) {
             snprintf(tv, sizeof tv, "%.2f", q->torch_ips);
             snprintf(rv, sizeof rv, "%.2fx", q->ips / q->torch_ips);
         }
-        printf("%-13s %5d %10.2f %10s %7s %8.3f %7.1f%% %8.1f %8.1f%% %8.1f\n", q->model, q->size, q->ips, tv, rv, q->step_s,
-               100 * q->gemm_share, q->gemm_gflops, 100 * q->dw_share, q->dw_gbs);
+        printf("%-13s %5d %10.2f %10s %7s %8.3f %7.1f%% %8.1f %8.1f%% %8.1f %7.1f\n", q->model, q->size, q->ips, tv, rv,
+               q->step_s, 100 * q->gemm_share, q->gemm_gflops, 100 * q->dw_share, q->dw_gbs, q->dw_gflops);
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "model", q->model);
         cJSON_AddNumberToObject(o, "size", q->size);
@@ -219,10 +220,11 @@ int main(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "gemm_gflops", q->gemm_gflops);
         cJSON_AddNumberToObject(o, "dwconv_share", q->dw_share);
         cJSON_AddNumberToObject(o, "dwconv_gbs", q->dw_gbs);
+        cJSON_AddNumberToObject(o, "dwconv_gflops", q->dw_gflops);
         cJSON_AddItemToArray(arr, o);
     }
     printf("\nGEMM%%: share of the step in cg_gemm; GEMM GF: its rate (peak %.1f); dwconv%%: the 7x7 depthwise convs run\n"
-           "alone on the model's shapes (fwd+bwd), dw GB/s: bytes they must move / their time.\n", peak);
+           "alone on the model's shapes (fwd+bwd), dw GB/s: bytes they must move / their time, dw GF: their FLOP rate.\n", peak);
     if (json) {
         char *s = cJSON_Print(root);
         cg_file_write_atomic(json, s, strlen(s));

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """PyTorch CPU side of bench/bench_starnet.c: timm StarNet, train-mode forward + backward of
-sum(out * r), same threads / batch / sizes. Prints images/s; --json writes
+sum(out * r), same threads / batch / sizes. Prints images/s of the best of --iters steps; --json writes
 [{"model": "starnet_s1", "size": 224, "ips": ...}, ...].
 
   python bench/starnet_torch.py --models s050,s1,s4 --sizes 64,224 --batch 32 --threads 2 --iters 3
@@ -36,10 +36,11 @@ def main():
                 model.zero_grad(set_to_none=False)
                 (model(x) * r).sum().backward()
             step()  # warm-up
-            t = time.perf_counter()
+            dt = 1e30  # best of iters: robust against other processes on a shared machine
             for _ in range(a.iters):
+                t = time.perf_counter()
                 step()
-            dt = (time.perf_counter() - t) / a.iters
+                dt = min(dt, time.perf_counter() - t)
             ips = a.batch / dt
             print(f"torch {name} {s}px: {ips:.2f} img/s ({dt:.3f} s/step, {torch.get_num_threads()} threads)", flush=True)
             out.append({"model": name, "size": s, "ips": ips, "step_s": dt, "torch": torch.__version__})
