@@ -151,7 +151,9 @@ void cg_conv2d_backward(cg_tensor *dx, cg_tensor *dw, cg_tensor *db, const cg_te
         float *col = cg_xmalloc((size_t)(KK * g * HoWo) * sizeof(float));
         float *dcol = dx ? cg_xmalloc((size_t)(KK * g * HoWo) * sizeof(float)) : NULL;
         float *mydw = dw_part + t * d.Cout * KK;
-#pragma omp for schedule(dynamic, 1)
+        /* static: which groups a thread sums into its partial dW must not depend on timing, or
+         * the rounding of the final sum (and so training) differs from run to run */
+#pragma omp for schedule(static)
         for (int64_t gi = 0; gi < ngroups; gi++) {
             int64_t n0 = gi * g, n1 = n0 + g < d.N ? n0 + g : d.N, cols = (n1 - n0) * HoWo;
             const float *dyg = dy->data + n0 * HoWo;

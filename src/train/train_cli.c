@@ -102,7 +102,7 @@ int cmd_train(int argc, char **argv) {
         case T_STEPS: if (!(rc = num("--steps", optarg, 1, 1e12, &v))) o.steps = (int64_t)v; break;
         case T_EPOCHS: rc = num("--epochs", optarg, 1e-6, 1e6, &o.epochs); break;
         case T_BATCH: if (!(rc = num("--batch-size", optarg, 2, 1 << 20, &v))) o.batch_size = (int)v; break;
-        case T_LR: rc = num("--lr", optarg, 0, 10, &o.lr); break;
+        case T_LR: rc = num("--lr", optarg, 0, 1e9, &o.lr); break;
         case T_WD: rc = num("--wd", optarg, 0, 10, &o.wd); break;
         case T_WARMUP: if (!(rc = num("--warmup", optarg, 0, 1e12, &v))) o.warmup = (int64_t)v; break;
         case T_SIZE: if (!(rc = num("--image-size", optarg, 16, 1024, &v))) o.image_size = (int)v; break;

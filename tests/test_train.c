@@ -1,0 +1,248 @@
+/* End-to-end tests of `clipgrid train` and `clipgrid eval`: the real binary on Fashion-MNIST
+ * (tiny configurations: starnet_s050 x clip:tiny / bert:tiny, 32 px, batch 8). */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "core/fileio.h"
+#include "core/json.h"
+#include "core/log.h"
+
+static char root[256];
+
+static double now_s(void) {
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (double)tv.tv_sec + tv.tv_usec / 1e6;
+}
+
+/* Start clipgrid with args (NULL-terminated); output to OUT_DIR-independent files in root. */
+static pid_t start(const char *log_name, const char *const *args) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        char *lp = cg_path_join(root, log_name);
+        int fd = open(lp, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        const char *argv[64];
+        int n = 0;
+        argv[n++] = CLIPGRID_BIN;
+        for (int i = 0; args[i] && n < 63; i++) argv[n++] = args[i];
+        argv[n] = NULL;
+        setenv("OMP_NUM_THREADS", "2", 1);
+        execv(CLIPGRID_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int finish(pid_t pid) {
+    int ws;
+    waitpid(pid, &ws, 0);
+    return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+}
+
+static int run(const char *log_name, const char *const *args) { return finish(start(log_name, args)); }
+
+static char *read_text(const char *path) {
+    char *t;
+    return cg_file_read(path, &t, NULL) == CG_OK ? t : cg_xstrdup("");
+}
+
+static char *in(const char *dir, const char *name) { return cg_path_join(dir, name); }
+
+static void show_log(const char *name) {
+    char *p = cg_path_join(root, name), *t = read_text(p);
+    fprintf(stderr, "---- %s ----\n%s----\n", name, t);
+    free(p);
+    free(t);
+}
+
+/* The last "train/loss" logged for each step 1..n, as printed in metrics.jsonl. */
+static void losses(const char *dir, char out[][40], int n) {
+    char *p = in(dir, "metrics.jsonl"), *t = read_text(p);
+    for (int i = 0; i < n; i++) out[i][0] = 0;
+    for (char *line = strtok(t, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *o = cJSON_Parse(line);
+        const cJSON *s = cJSON_GetObjectItem(o, "step"), *l = cJSON_GetObjectItem(o, "train/loss");
+        if (cJSON_IsNumber(s) && cJSON_IsNumber(l) && s->valueint >= 1 && s->valueint <= n)
+            snprintf(out[s->valueint - 1], 40, "%.9g", l->valuedouble);
+        cJSON_Delete(o);
+    }
+    free(t);
+    free(p);
+}
+
+#define COMMON "--image-encoder", "starnet_s050", "--batch-size", "8", "--image-size", "32", "--context-length", "24", \
+               "--eval-samples", "200", "--log-every", "1", "--threads", "2"
+
+static void test_run_leaves_its_files(void) {
+    char *out = in(root, "files");
+    const char *args[] = {"train", COMMON, "--text-encoder", "bert:tiny", "--steps", "6", "--save-every", "3",
+                          "--out", out, NULL};
+    int rc = run("files.log", args);
+    CHECK_EQ_INT(rc, 0);
+    const char *files[] = {"config.json", "vocab.txt", "metrics.csv", "metrics.jsonl", "progress.json", "result.json",
+                           "checkpoints/latest", "checkpoints/step_6.safetensors", "checkpoints/state_6.safetensors",
+                           "checkpoints/step_3.safetensors", NULL};
+    for (int i = 0; files[i]; i++) {
+        char *p = in(out, files[i]);
+        if (!cg_file_exists(p)) fprintf(stderr, "  missing %s\n", p);
+        CHECK(cg_file_exists(p));
+        free(p);
+    }
+    char *lp = in(out, "checkpoints/latest"), *latest = read_text(lp);
+    CHECK_EQ_STR(latest, "6\n");
+    char *rp = in(out, "result.json");
+    cg_json_doc doc;
+    CHECK_EQ_INT(cg_json_load(rp, &doc), CG_OK);
+    double top1 = cJSON_GetObjectItem(doc.root, "zeroshot_top1")->valuedouble;
+    CHECK(top1 >= 0 && top1 <= 1);
+    CHECK(cJSON_GetObjectItem(doc.root, "images_per_s")->valuedouble > 0);
+    CHECK(cJSON_GetObjectItem(doc.root, "image_to_text_R@1") != NULL);
+    cg_json_free(&doc);
+    char *csvp = in(out, "metrics.csv"), *csv = read_text(csvp);
+    CHECK(strstr(csv, ",train/loss,") && strstr(csv, ",train/lr,") && strstr(csv, ",val/fmnist-zeroshot-top1,"));
+    /* clipgrid eval reproduces the run's final zero-shot accuracy from the checkpoint */
+    const char *eargs[] = {"eval", "--checkpoint", out, "--eval-samples", "200", "--threads", "2", NULL};
+    CHECK_EQ_INT(run("files_eval.log", eargs), 0);
+    char *ep = cg_path_join(root, "files_eval.log"), *et = read_text(ep);
+    char want[64];
+    snprintf(want, sizeof want, "\"fmnist-zeroshot-top1\":\t%g", top1);
+    if (!strstr(et, want)) fprintf(stderr, "  eval printed:\n%s\n  wanted %s\n", et, want);
+    CHECK(strstr(et, want) != NULL);
+    if (check_failures_now) show_log("files.log");
+    free(out); free(lp); free(latest); free(rp); free(csvp); free(csv); free(ep); free(et);
+}
+
+/* N steps straight == N/2 steps, kill -9, --resume, the rest: the same losses, bit for bit,
+ * and byte-identical final checkpoints. */
+static void test_resume_is_exact(void) {
+    char *a = in(root, "straight"), *b = in(root, "resumed");
+    const char *args_a[] = {"train", COMMON, "--text-encoder", "clip:tiny", "--steps", "8", "--save-every", "4",
+                            "--out", a, NULL};
+    CHECK_EQ_INT(run("straight.log", args_a), 0);
+    const char *args_b[] = {"train", COMMON, "--text-encoder", "clip:tiny", "--steps", "8", "--save-every", "4",
+                            "--out", b, NULL};
+    pid_t pid = start("resumed.log", args_b);
+    char *lp = in(b, "checkpoints/latest");
+    double t0 = now_s();
+    for (;;) {  /* kill it as soon as step 4 is saved */
+        char *t = read_text(lp);
+        int at4 = !strcmp(t, "4\n");
+        free(t);
+        if (at4 || now_s() - t0 > 300) break;
+        usleep(2000);
+    }
+    kill(pid, SIGKILL);
+    finish(pid);
+    const char *args_r[] = {"train", COMMON, "--text-encoder", "clip:tiny", "--steps", "8", "--save-every", "4",
+                            "--out", b, "--resume", NULL};
+    CHECK_EQ_INT(run("resumed.log", args_r), 0);
+    char la[8][40], lb[8][40];
+    losses(a, la, 8);
+    losses(b, lb, 8);
+    for (int i = 0; i < 8; i++) {
+        if (strcmp(la[i], lb[i])) fprintf(stderr, "  step %d: %s vs %s\n", i + 1, la[i], lb[i]);
+        CHECK(la[i][0] && !strcmp(la[i], lb[i]));
+    }
+    char *ca = in(a, "checkpoints/step_8.safetensors"), *cb = in(b, "checkpoints/step_8.safetensors");
+    char *da, *db;
+    size_t na = 0, nb = 0;
+    CHECK_EQ_INT(cg_file_read(ca, &da, &na), CG_OK);
+    CHECK_EQ_INT(cg_file_read(cb, &db, &nb), CG_OK);
+    CHECK(na == nb && na > 0 && memcmp(da, db, na) == 0);
+    if (check_failures_now) { show_log("straight.log"); show_log("resumed.log"); }
+    free(da); free(db); free(ca); free(cb); free(a); free(b); free(lp);
+}
+
+/* kill -9 at random moments with a checkpoint every step: every resume starts from a complete
+ * checkpoint and the run finishes. */
+static void test_kill9_anywhere(void) {
+    char *out = in(root, "kill9");
+    const char *args[] = {"train", COMMON, "--text-encoder", "clip:tiny", "--steps", "40", "--save-every", "1",
+                          "--eval-samples", "50", "--out", out, NULL};
+    const char *args_r[] = {"train", COMMON, "--text-encoder", "clip:tiny", "--steps", "40", "--save-every", "1",
+                            "--eval-samples", "50", "--out", out, "--resume", NULL};
+    srand((unsigned)time(NULL));
+    pid_t pid = start("kill9.log", args);
+    int kills = 0, finished = 0;
+    for (int round = 0; round < 8 && !finished; round++) {
+        double delay = 0.05 + (rand() % 1000) / 1000.0 * 0.5;
+        double t0 = now_s();
+        int ws = 0;
+        while (now_s() - t0 < delay && !(finished = waitpid(pid, &ws, WNOHANG) == pid)) usleep(5000);
+        if (finished) { CHECK(WIFEXITED(ws) && WEXITSTATUS(ws) == 0); break; }
+        kill(pid, SIGKILL);
+        finish(pid);
+        kills++;
+        pid = start("kill9.log", cg_file_exists(out) ? args_r : args);
+    }
+    if (!finished) CHECK_EQ_INT(finish(pid), 0);
+    char *lp = in(out, "checkpoints/latest"), *latest = read_text(lp);
+    CHECK_EQ_STR(latest, "40\n");
+    CHECK(kills >= 1);
+    fprintf(stderr, "    killed %d times, resumed each time\n", kills);
+    char *log = cg_path_join(root, "kill9.log"), *text = read_text(log);
+    CHECK(strstr(text, "[ERROR]") == NULL);
+    if (check_failures_now) show_log("kill9.log");
+    free(log); free(text); free(lp); free(latest); free(out);
+}
+
+static void test_nan_stops_without_corrupting(void) {
+    char *out = in(root, "nan");
+    const char *args[] = {"train", COMMON, "--text-encoder", "clip:tiny", "--steps", "6", "--save-every", "1",
+                          "--warmup", "0", "--lr", "1e6", "--grad-clip", "0", "--out", out, NULL};
+    int rc = run("nan.log", args);
+    char *log = cg_path_join(root, "nan.log"), *text = read_text(log);
+    CHECK_EQ_INT(rc, 1);
+    CHECK(strstr(text, "NaN at step") || strstr(text, "infinite at step"));
+    /* latest names a complete checkpoint from before the bad step */
+    char *lp = in(out, "checkpoints/latest"), *latest = read_text(lp);
+    int step = atoi(latest);
+    char *mp = cg_xasprintf("%s/checkpoints/step_%d.safetensors", out, step);
+    CHECK(step >= 1 && step < 6 && cg_file_exists(mp));
+    char *rp = in(out, "result.json");
+    CHECK(!cg_file_exists(rp));
+    if (check_failures_now) show_log("nan.log");
+    free(log); free(text); free(lp); free(latest); free(mp); free(rp); free(out);
+}
+
+static void test_bad_input_is_named_and_nothing_is_lost(void) {
+    char *out = in(root, "files");   /* the finished run of the first test */
+    char *cp = in(out, "config.json"), *before = read_text(cp);
+    const char *again[] = {"train", COMMON, "--text-encoder", "bert:tiny", "--steps", "6", "--out", out, NULL};
+    CHECK_EQ_INT(run("bad.log", again), 2);
+    char *after = read_text(cp);
+    CHECK_EQ_STR(after, before);
+    char *other = in(root, "other");
+    const char *bad_img[] = {"train", "--image-encoder", "starnet_s9", "--text-encoder", "clip:tiny", "--out", other, NULL};
+    CHECK_EQ_INT(run("bad.log", bad_img), 2);
+    const char *bad_data[] = {"train", COMMON, "--text-encoder", "clip:tiny", "--data", "imagenet:train", "--out", other, NULL};
+    CHECK_EQ_INT(run("bad.log", bad_data), 2);
+    const char *bad_flag[] = {"train", COMMON, "--text-encoder", "clip:tiny", "--bach-size", "3", "--out", other, NULL};
+    CHECK_EQ_INT(run("bad.log", bad_flag), 2);
+    char *log = cg_path_join(root, "bad.log"), *text = read_text(log);
+    CHECK(strstr(text, "already holds a run") && strstr(text, "--resume"));
+    CHECK(strstr(text, "starnet_s9") != NULL);
+    CHECK(strstr(text, "imagenet:train") != NULL);
+    CHECK(strstr(text, "--bach-size") != NULL);
+    free(out); free(cp); free(before); free(after); free(other); free(log); free(text);
+}
+
+int main(void) {
+    snprintf(root, sizeof root, "%s/train_XXXXXX", TEST_BINARY_DIR);
+    if (!mkdtemp(root)) { perror("mkdtemp"); return 1; }
+    TEST_RUN(test_run_leaves_its_files);
+    TEST_RUN(test_resume_is_exact);
+    TEST_RUN(test_kill9_anywhere);
+    TEST_RUN(test_nan_stops_without_corrupting);
+    TEST_RUN(test_bad_input_is_named_and_nothing_is_lost);
+    return TEST_REPORT();
+}
