@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "grid/i18n.h"
 
 typedef struct {
     const char *name;
@@ -28,6 +29,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    cg_i18n_init();
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
         return argc < 2 ? 2 : 0;

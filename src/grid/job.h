@@ -18,6 +18,12 @@ typedef enum {
     JOB_NOT_STARTED,   /* the launcher was interrupted before starting it */
     JOB_SKIPPED,       /* --resume / --retry-failed: nothing to do */
     JOB_START_FAILED,  /* could not be started (log file, fork) */
+    /* Slurm outcomes without a local equivalent (--backend slurm) */
+    JOB_OUT_OF_MEMORY, /* Slurm OUT_OF_MEMORY: killed at its memory limit (a failure) */
+    JOB_CANCELLED,     /* Slurm CANCELLED: scancel (rerun by --resume) */
+    JOB_PREEMPTED,     /* Slurm PREEMPTED (rerun by --resume) */
+    JOB_NODE_FAIL,     /* Slurm NODE_FAIL / BOOT_FAIL: the node let it down (rerun by --resume) */
+    JOB_LOST,          /* Slurm no longer knows the task and it left no exit record (rerun by --resume) */
 } job_status;
 
 /* "SUCCEEDED", "FAILED", ... */
@@ -48,6 +54,11 @@ typedef struct {
     char *out_dir;        /* {out_dir}/{id} */
     char *command;        /* last attempt's command line */
     cJSON *result;        /* the job's result.json, when it left one */
+    /* --backend slurm */
+    char sched_state[24]; /* Slurm's state ("COMPLETED", "FAILED", "CANCELLED", ...); "" locally */
+    char sched_id[48];    /* array task "12345_3" */
+    char node[64];        /* node it ran on */
+    char gpu_env[96];     /* CUDA_VISIBLE_DEVICES the task saw */
 } job_record;
 
 #endif

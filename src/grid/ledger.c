@@ -9,7 +9,8 @@
 #include "core/log.h"
 
 static const char *const status_names[] = {"PENDING", "RUNNING", "SUCCEEDED", "FAILED", "SIGNALED", "TIMEOUT",
-                                           "INTERRUPTED", "NOT_STARTED", "SKIPPED", "START_FAILED"};
+                                           "INTERRUPTED", "NOT_STARTED", "SKIPPED", "START_FAILED",
+                                           "OUT_OF_MEMORY", "CANCELLED", "PREEMPTED", "NODE_FAIL", "LOST"};
 
 const char *job_status_name(job_status s) {
     return (unsigned)s < sizeof status_names / sizeof *status_names ? status_names[s] : "UNKNOWN";
@@ -22,7 +23,7 @@ int job_status_parse(const char *name) {
 }
 
 int job_status_is_failure(job_status s) {
-    return s == JOB_FAILED || s == JOB_SIGNALED || s == JOB_TIMEOUT;
+    return s == JOB_FAILED || s == JOB_SIGNALED || s == JOB_TIMEOUT || s == JOB_OUT_OF_MEMORY;
 }
 
 #define LEDGER_HEADER "id\tstatus\texit\tsignal\tgpu\tstart\tduration_s\tattempt\tlog\n"

@@ -12,8 +12,10 @@
 #include "core/fileio.h"
 #include "core/log.h"
 #include "grid/ledger.h"
+#include "grid/i18n.h"
 #include "grid/nvml.h"
 #include "grid/run_local.h"
+#include "grid/run_slurm.h"
 #include "grid/sched.h"
 #include "grid/spec.h"
 #include "grid/summary.h"
@@ -39,11 +41,20 @@ static const char run_usage[] =
 "  --gpu-poll-interval S      seconds between utilization readings (default 1)\n"
 "  --gpu-util-samples N       readings averaged (default 3)\n"
 "  --order lpt|grid           longest expected job first (default) or grid order\n"
-"  --backend local|slurm      where jobs run (default local)\n"
+"  --backend local|slurm      where jobs run (default local; docs/slurm.md)\n"
 "output:\n"
 "  --log-dir DIR              one log per job, summary.json, ledger.tsv (default logs/clip_training)\n"
 "  --out-dir DIR              each job writes to DIR/<config id>/ (default checkpoints/clip_models)\n"
 "  --status-interval S        print running jobs every S seconds (default 30; 0: never)\n"
+"slurm (--backend slurm; also the grid file's \"slurm\" object):\n"
+"  --partition P --account A  sbatch --partition / --account\n"
+"  --time T --mem M           sbatch --time (e.g. 4:00:00) / --mem (e.g. 32G) of each task\n"
+"  --gres G                   generic resources of each task (default gpu:1; none with --gpus cpu)\n"
+"  --cpus-per-task N          sbatch --cpus-per-task\n"
+"  --sbatch-arg ARG           any other sbatch option, e.g. --sbatch-arg=--qos=high (repeatable)\n"
+"  --job-name NAME            the array's name (default clipgrid)\n"
+"  --slurm-poll S             seconds between scontrol polls (default 5)\n"
+"  --on-interrupt ask|cancel|keep   Ctrl-C: ask whether to scancel the array (default), or don't ask\n"
 "failures:\n"
 "  --timeout S                stop a job that runs longer than S seconds (default: none)\n"
 "  --kill-grace S             seconds between SIGTERM and SIGKILL (default 10)\n"
@@ -60,6 +71,11 @@ typedef struct {
     int jobs_per_gpu, max_parallel, retries, util_samples;
     double util_threshold, wait_timeout, poll_interval, timeout, kill_grace, status_interval;
     int resume, retry_failed, dry_run;
+    /* --backend slurm */
+    const char *partition, *account, *time, *mem, *gres, *job_name, *on_interrupt;
+    const char *sbatch_args[64];
+    int n_sbatch_args, cpus_per_task, set_cpus_per_task, set_slurm_poll;
+    double slurm_poll;
     /* which numeric flags were given on the command line */
     int set_jobs_per_gpu, set_max_parallel, set_retries, set_util_samples, set_util_threshold, set_wait_timeout,
         set_poll_interval, set_timeout, set_kill_grace, set_status_interval;
@@ -86,7 +102,8 @@ static int parse_int(const char *flag, const char *text, int min, int *out) {
 
 enum { O_CONFIG = 256, O_GPUS, O_IMAGE, O_TEXT, O_JPG, O_MAXP, O_THR, O_WAIT, O_POLL, O_SAMPLES, O_LOGDIR,
        O_OUTDIR, O_RESUME, O_RETRYF, O_RETRIES, O_DRY, O_BACKEND, O_COMMAND, O_TIMEOUT, O_GRACE, O_STATUS,
-       O_ORDER, O_HELP };
+       O_ORDER, O_HELP, O_PARTITION, O_ACCOUNT, O_TIME, O_MEM, O_GRES, O_CPT, O_SBATCH, O_JOBNAME, O_SPOLL,
+       O_ONINT };
 
 static int parse_args(int argc, char **argv, run_args *a, int *extra_start) {
     static const struct option opts[] = {
@@ -101,6 +118,11 @@ static int parse_args(int argc, char **argv, run_args *a, int *extra_start) {
         {"backend", required_argument, 0, O_BACKEND}, {"command", required_argument, 0, O_COMMAND},
         {"timeout", required_argument, 0, O_TIMEOUT}, {"kill-grace", required_argument, 0, O_GRACE},
         {"status-interval", required_argument, 0, O_STATUS}, {"order", required_argument, 0, O_ORDER},
+        {"partition", required_argument, 0, O_PARTITION}, {"account", required_argument, 0, O_ACCOUNT},
+        {"time", required_argument, 0, O_TIME}, {"mem", required_argument, 0, O_MEM},
+        {"gres", required_argument, 0, O_GRES}, {"cpus-per-task", required_argument, 0, O_CPT},
+        {"sbatch-arg", required_argument, 0, O_SBATCH}, {"job-name", required_argument, 0, O_JOBNAME},
+        {"slurm-poll", required_argument, 0, O_SPOLL}, {"on-interrupt", required_argument, 0, O_ONINT},
         {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
@@ -129,6 +151,21 @@ static int parse_args(int argc, char **argv, run_args *a, int *extra_start) {
         case O_GRACE: rc = parse_number("--kill-grace", optarg, 0, 3600, &a->kill_grace); a->set_kill_grace = 1; break;
         case O_STATUS: rc = parse_number("--status-interval", optarg, 0, 1e9, &a->status_interval); a->set_status_interval = 1; break;
         case O_ORDER: a->order = optarg; break;
+        case O_PARTITION: a->partition = optarg; break;
+        case O_ACCOUNT: a->account = optarg; break;
+        case O_TIME: a->time = optarg; break;
+        case O_MEM: a->mem = optarg; break;
+        case O_GRES: a->gres = optarg; break;
+        case O_JOBNAME: a->job_name = optarg; break;
+        case O_ONINT: a->on_interrupt = optarg; break;
+        case O_CPT: rc = parse_int("--cpus-per-task", optarg, 1, &a->cpus_per_task); a->set_cpus_per_task = 1; break;
+        case O_SPOLL: rc = parse_number("--slurm-poll", optarg, 0.1, 3600, &a->slurm_poll); a->set_slurm_poll = 1; break;
+        case O_SBATCH:
+            if (a->n_sbatch_args >= 64) rc = cg_error_set(CG_ERR_USAGE, "--sbatch-arg: at most 64 of them");
+            else if (optarg[0] != '-') rc = cg_error_set(CG_ERR_USAGE, "--sbatch-arg \"%s\": give an sbatch option "
+                                                          "with its dashes, e.g. --sbatch-arg=--qos=high", optarg);
+            else a->sbatch_args[a->n_sbatch_args++] = optarg;
+            break;
         case 'h': case O_HELP: fputs(run_usage, stdout); exit(0);
         case ':': return cg_error_set(CG_ERR_USAGE, "%s needs a value", argv[optind - 1]);
         default:
@@ -306,17 +343,77 @@ static int apply_ledger(const run_args *a, const char *log_dir, job_record *jobs
     return rc;
 }
 
+/* --backend slurm: its options from the command line, else the grid file's "slurm" object. */
+static int slurm_options_from(const run_args *a, const grid_spec *spec, run_options *o, slurm_options *so) {
+    const cJSON *f = file_opt(spec, "slurm");
+#define FILE_STR(key) (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(f, key)) \
+                       ? cJSON_GetObjectItemCaseSensitive(f, key)->valuestring : NULL)
+#define FILE_NUM(key, d) (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(f, key)) \
+                          ? cJSON_GetObjectItemCaseSensitive(f, key)->valuedouble : (d))
+    so->partition = a->partition ? a->partition : FILE_STR("partition");
+    so->account = a->account ? a->account : FILE_STR("account");
+    so->time = a->time ? a->time : FILE_STR("time");
+    so->mem = a->mem ? a->mem : FILE_STR("mem");
+    so->gres = a->gres ? a->gres : FILE_STR("gres");
+    so->job_name = a->job_name ? a->job_name : FILE_STR("job_name");
+    so->cpus_per_task = a->set_cpus_per_task ? a->cpus_per_task : (int)FILE_NUM("cpus_per_task", 0);
+    so->poll_interval = a->set_slurm_poll ? a->slurm_poll : FILE_NUM("poll_interval", 5);
+    so->on_interrupt = a->on_interrupt ? a->on_interrupt : "ask";
+    static const char *file_args[64];
+    so->sbatch_args = a->n_sbatch_args ? a->sbatch_args : file_args;
+    so->n_sbatch_args = a->n_sbatch_args;
+    const cJSON *fa = cJSON_GetObjectItemCaseSensitive(f, "sbatch_args");
+    if (!a->n_sbatch_args && cJSON_IsArray(fa))
+        for (const cJSON *x = fa->child; x && so->n_sbatch_args < 64; x = x->next) file_args[so->n_sbatch_args++] = x->valuestring;
+#undef FILE_STR
+#undef FILE_NUM
+    if (strcmp(so->on_interrupt, "ask") && strcmp(so->on_interrupt, "cancel") && strcmp(so->on_interrupt, "keep"))
+        return cg_error_set(CG_ERR_USAGE, "--on-interrupt \"%s\": use ask, cancel or keep", so->on_interrupt);
+    if (so->time) {
+        for (const char *p = so->time; *p; p++)
+            if (!strchr("0123456789:-", *p) || !*so->time)
+                return cg_error_set(CG_ERR_USAGE, "--time \"%s\": use a Slurm time such as 90, 4:00:00 or 1-12:00:00",
+                                    so->time);
+        if (!*so->time) return cg_error_set(CG_ERR_USAGE, "--time is empty");
+    }
+    if (so->mem) {
+        char *end;
+        double v = strtod(so->mem, &end);
+        if (end == so->mem || v <= 0 || (*end && (strchr("KMGTkmgt", *end) == NULL || end[1])))
+            return cg_error_set(CG_ERR_USAGE, "--mem \"%s\": use a size such as 16000 (MB), 32G or 512M", so->mem);
+    }
+    for (int i = 0; i < so->n_sbatch_args; i++) {
+        const char *x = so->sbatch_args[i];
+        if (!strncmp(x, "--array", 7) || !strncmp(x, "--output", 8) || !strncmp(x, "--error", 7) ||
+            !strncmp(x, "-o", 2) || !strncmp(x, "-e", 2) || !strncmp(x, "-a", 2))
+            return cg_error_set(CG_ERR_USAGE, "sbatch option \"%s\": clipgrid sets --array and --output itself "
+                                "(use --max-parallel for the %%K of --array)", x);
+    }
+    if (o->jobs_per_gpu > 1)
+        return cg_error_set(CG_ERR_USAGE, "--jobs-per-gpu %d: not available with --backend slurm (each array task "
+                            "gets --gres=gpu:1; to share GPUs use --gres shard:1 on a cluster with gres/shard)",
+                            o->jobs_per_gpu);
+    if (o->retries > 0)
+        return cg_error_set(CG_ERR_USAGE, "--retries %d: not available with --backend slurm; resubmit the failed "
+                            "configs with --retry-failed", o->retries);
+    const char *gpus = a->gpus ? a->gpus : spec->gpus;
+    int slots = 0;
+    if (gpus && !strncmp(gpus, "cpu", 3)) {
+        if (parse_cpu_spec(gpus, &slots) < 0)
+            return cg_error_set(CG_ERR_USAGE, "--gpus: \"%s\": cpu:N needs N between 1 and 1024", gpus);
+        o->cpu_slots = slots;  /* no --gres, and jobs run with --device cpu */
+    } else if (a->gpus) {
+        cg_log_warn(_("--gpus %s is ignored with --backend slurm: Slurm gives each task its GPU (--gres)"), a->gpus);
+    }
+    return CG_OK;
+}
+
 int cmd_run(int argc, char **argv) {
     run_args a = {0};
     int extra_start = argc;
     int rc = parse_args(argc, argv, &a, &extra_start);
     if (rc) {
         cg_log_error("%s", cg_error_message());
-        return 2;
-    }
-    if (a.backend && strcmp(a.backend, "local") != 0) {
-        cg_log_error("--backend %s: only \"local\" is available in this version (the Slurm backend is planned)",
-                     a.backend);
         return 2;
     }
     grid_spec spec;
@@ -367,6 +464,31 @@ int cmd_run(int argc, char **argv) {
     }
     if ((rc = apply_ledger(&a, o.log_dir, jobs, cfgs, n))) goto fail;
 
+    const char *backend = str_opt(&spec, a.backend, "backend", "local");
+    if (strcmp(backend, "local") != 0 && strcmp(backend, "slurm") != 0) {
+        rc = cg_error_set(CG_ERR_USAGE, "--backend \"%s\": use local or slurm", backend);
+        goto fail;
+    }
+    int interrupted = 0;
+    double started = wall_now();
+    if (!strcmp(backend, "slurm")) {
+        slurm_options so = {0};
+        if ((rc = slurm_options_from(&a, &spec, &o, &so))) goto fail;
+        if (a.dry_run) {
+            slurm_print_dry_run(&o, &so, jobs, n);
+            goto done;
+        }
+        int to_run = 0;
+        for (int i = 0; i < n; i++) to_run += jobs[i].status == JOB_PENDING;
+        printf(_("clipgrid run: %d configs (%d to run) as a Slurm job array; logs in %s\n"), n, to_run, o.log_dir);
+        fflush(stdout);
+        if ((rc = run_slurm(&o, &so, jobs, n, &interrupted))) goto fail;
+        goto summary;
+    }
+    if (a.partition || a.account || a.time || a.mem || a.gres || a.job_name || a.n_sbatch_args ||
+        a.set_cpus_per_task || a.set_slurm_poll || a.on_interrupt)
+        cg_log_warn(_("Slurm options (--partition, --time, ...) are ignored without --backend slurm"));
+
     const char *gpus = a.gpus ? a.gpus : spec.gpus;
     int gpus_default = gpus == NULL;
     gpu_choice g;
@@ -408,8 +530,6 @@ int cmd_run(int argc, char **argv) {
 
     int to_run = 0;
     for (int i = 0; i < n; i++) to_run += jobs[i].status == JOB_PENDING;
-    double started = wall_now();
-    int interrupted = 0;
     printf("clipgrid run: %d config%s (%d to run) on ", n, n == 1 ? "" : "s", to_run);
     if (o.cpu_slots) printf("%d CPU slot%s\n", o.cpu_slots, o.cpu_slots == 1 ? "" : "s");
     else {
@@ -419,6 +539,7 @@ int cmd_run(int argc, char **argv) {
     }
     fflush(stdout);
     if ((rc = run_local(&o, jobs, n, &interrupted))) goto fail;
+summary:
     for (int i = 0; i < n; i++)
         if (jobs[i].status == JOB_SKIPPED) summary_load_result(&jobs[i]);
     summary_print(stdout, jobs, n);

@@ -23,7 +23,35 @@ static const struct { const char *key; int type; double min; } launcher_keys[] =
     {"timeout", cJSON_Number, 0},            {"order", cJSON_String, 0},
     {"kill_grace", cJSON_Number, 0},         {"status_interval", cJSON_Number, 0},
     {"gpu_poll_interval", cJSON_Number, 0},  {"gpu_util_samples", cJSON_Number, 1},
+    {"backend", cJSON_String, 0},
 };
+
+/* "slurm": {...} — options of --backend slurm (docs/slurm.md) */
+static const char *const slurm_keys[] = {"partition", "account", "time", "mem", "gres", "cpus_per_task",
+                                         "job_name", "sbatch_args", "poll_interval", NULL};
+
+static int check_slurm_object(const cg_json_doc *doc, const cJSON *obj) {
+    int rc = cg_json_want_type(doc, obj, cJSON_Object, "\"slurm\"");
+    if (rc) return rc;
+    if ((rc = cg_json_check_keys(doc, obj, slurm_keys, "\"slurm\""))) return rc;
+    for (const cJSON *c = obj->child; c; c = c->next) {
+        char what[80];
+        snprintf(what, sizeof what, "slurm.%s", c->string);
+        if (!strcmp(c->string, "sbatch_args")) {
+            if ((rc = cg_json_want_type(doc, c, cJSON_Array, what))) return rc;
+            for (const cJSON *a = c->child; a; a = a->next)
+                if ((rc = cg_json_want_type(doc, a, cJSON_String, what))) return rc;
+        } else if (!strcmp(c->string, "poll_interval") || !strcmp(c->string, "cpus_per_task")) {
+            if ((rc = cg_json_want_type(doc, c, cJSON_Number, what))) return rc;
+            if (c->valuedouble <= 0)
+                return cg_error_set(CG_ERR_CONFIG, "%s:%d: \"%s\" must be positive, not %g", doc->path,
+                                    cg_json_line(doc, c), what, c->valuedouble);
+        } else if ((rc = cg_json_want_type(doc, c, cJSON_String, what))) {
+            return rc;
+        }
+    }
+    return CG_OK;
+}
 #define N_LAUNCHER_KEYS (sizeof launcher_keys / sizeof *launcher_keys)
 
 static void free_list(char **list, int n) {
@@ -137,7 +165,7 @@ int grid_spec_load_file(grid_spec *s, const char *path) {
         "gpus", "image_encoders", "text_encoders", "axes", "train", "overrides", "configs",
         "jobs_per_gpu", "max_parallel", "gpu_util_threshold", "gpu_wait_timeout", "log_dir", "out_dir",
         "command", "retries", "timeout", "order", "kill_grace", "status_interval", "gpu_poll_interval",
-        "gpu_util_samples", NULL};
+        "gpu_util_samples", "backend", "slurm", NULL};
     static const char *config_keys[] = {"image_encoder", "text_encoder", "train", NULL};
     cg_json_doc doc;
     int rc = cg_json_load(path, &doc);
@@ -150,7 +178,8 @@ int grid_spec_load_file(grid_spec *s, const char *path) {
         const char *k = c->string;
         int is_launcher;
         if ((rc = check_launcher_key(&doc, c, &is_launcher))) goto out;
-        if (is_launcher) {
+        if (!strcmp(k, "slurm") && (rc = check_slurm_object(&doc, c))) goto out;
+        if (is_launcher || !strcmp(k, "slurm")) {
             if (!s->launcher) s->launcher = cJSON_CreateObject();
             cJSON_DeleteItemFromObjectCaseSensitive(s->launcher, k);
             cJSON_AddItemToObject(s->launcher, k, cJSON_Duplicate(c, 1));

@@ -30,6 +30,12 @@ void summary_status_text(const job_record *j, char *buf, size_t n) {
     const char *sig = signal_name(j->signal);
     char signum[16];
     if (!sig) { snprintf(signum, sizeof signum, "signal %d", j->signal); sig = signum; }
+    if (j->sched_state[0]) {  /* Slurm: its own state names */
+        if (j->status == JOB_FAILED && j->signal) snprintf(buf, n, "%s (%s)", j->sched_state, sig);
+        else if (j->status == JOB_FAILED) snprintf(buf, n, "%s (exit %d)", j->sched_state, j->exit_code);
+        else snprintf(buf, n, "%s", j->sched_state);
+        return;
+    }
     switch (j->status) {
     case JOB_FAILED: snprintf(buf, n, "%s (exit %d)", name, j->exit_code); break;
     case JOB_SIGNALED: snprintf(buf, n, "%s (%s)", name, sig); break;
@@ -109,7 +115,9 @@ void summary_print(FILE *f, const job_record *jobs, int n) {
     fprintf(f, " (of %d)\n", n);
     for (int i = 0; i < n; i++) {
         const job_record *j = &jobs[i];
-        if ((job_status_is_failure(j->status) || j->status == JOB_INTERRUPTED || j->status == JOB_START_FAILED) &&
+        if ((job_status_is_failure(j->status) || j->status == JOB_INTERRUPTED || j->status == JOB_START_FAILED ||
+             j->status == JOB_CANCELLED || j->status == JOB_PREEMPTED || j->status == JOB_NODE_FAIL ||
+             j->status == JOB_LOST) &&
             j->log_path)
             fprintf(f, "  %s: see %s\n", j->cfg->id, j->log_path);
     }
@@ -154,6 +162,10 @@ int summary_write_json(const char *path, const job_record *jobs, int n, double s
         if (j->log_path) cJSON_AddStringToObject(o, "log", j->log_path);
         if (j->out_dir) cJSON_AddStringToObject(o, "out_dir", j->out_dir);
         if (j->command) cJSON_AddStringToObject(o, "command", j->command);
+        if (j->sched_state[0]) cJSON_AddStringToObject(o, "slurm_state", j->sched_state);
+        if (j->sched_id[0]) cJSON_AddStringToObject(o, "slurm_job", j->sched_id);
+        if (j->node[0]) cJSON_AddStringToObject(o, "node", j->node);
+        if (j->gpu_env[0]) cJSON_AddStringToObject(o, "cuda_visible_devices", j->gpu_env);
         if (j->result) cJSON_AddItemToObject(o, "result", cJSON_Duplicate(j->result, 1));
         cJSON_AddItemToArray(arr, o);
         ok += j->status == JOB_SUCCEEDED;
