@@ -60,6 +60,8 @@ static void test_zoo(void) {
     /* the tiny ones: what grid/cost.c assumes */
     CHECK_EQ_INT(cg_zoo_text("clip:tiny")->width, 128); CHECK_EQ_INT(cg_zoo_text("clip:tiny")->layers, 2);
     CHECK_EQ_INT(cg_zoo_text("bert:tiny")->width, 128); CHECK_EQ_INT(cg_zoo_text("bert:tiny")->layers, 2);
+    CHECK_EQ_INT(cg_text_param_count(cg_zoo_text("clip:tiny"), 512), 6796416LL);   /* docs/text_towers.md */
+    CHECK_EQ_INT(cg_text_param_count(cg_zoo_text("bert:tiny"), 512), 3232512LL);
     CHECK(cg_zoo_text("clip:ViT-B/16") == NULL);
     CHECK(cg_zoo_unknown_text("clip:tinyy") != 0);
     CHECK(strstr(cg_error_message(), "clip:tinyy") && strstr(cg_error_message(), "clip:tiny"));
@@ -506,6 +508,20 @@ static void test_save_load(void) {
     golden_close(&g);
 }
 
+/* `clipgrid models` lists the text encoders with their counts */
+static void test_models_cli(void) {
+    FILE *f = popen(CLIPGRID_BIN " models --embed-dim 512 2>&1", "r");
+    CHECK(f != NULL);
+    if (!f) return;
+    char buf[8192];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    CHECK_EQ_INT(pclose(f), 0);
+    CHECK(strstr(buf, "clip:ViT-B/32") && strstr(buf, "63428096"));
+    CHECK(strstr(buf, "bert-base-chinese") && strstr(buf, "102070272"));
+    CHECK(strstr(buf, "clip:tiny") && strstr(buf, "bert:tiny"));
+}
+
 int main(void) {
     cg_log_set_level(CG_LOG_WARN);
     TEST_RUN(test_zoo);
@@ -515,5 +531,6 @@ int main(void) {
     TEST_RUN(test_loader_errors);
     TEST_RUN(test_tiny_zoo_runs);
     TEST_RUN(test_save_load);
+    TEST_RUN(test_models_cli);
     return TEST_REPORT();
 }

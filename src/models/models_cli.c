@@ -15,6 +15,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "models/starnet.h"
+#include "models/text_transformer.h"
 #include "models/zoo.h"
 
 static void usage(FILE *f) {
@@ -24,7 +25,8 @@ static void usage(FILE *f) {
             "List the image encoders: StarNet variant, stage widths and depths, trainable\n"
             "parameters (backbone without head; with timm's 1000-class head; with the CLIP\n"
             "projection to D), and multiply-accumulates of one image at N x N (convs + linears,\n"
-            "projection included).\n"
+            "projection included). Then the text encoders: flavour, sizes, context length and\n"
+            "trainable parameters with the projection to D (docs/text_towers.md).\n"
             "\n"
             "  --image-size N   default 224\n"
             "  --embed-dim D    CLIP embedding width, default 512\n"
@@ -92,12 +94,36 @@ int cmd_models(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "macs", (double)macs);
         cJSON_AddItemToArray(arr, o);
     }
+    /* text towers (docs/text_towers.md): counted from the config, not built */
+    cJSON *tarr = cJSON_AddArrayToObject(root, "text_encoders");
+    if (!json) {
+        printf("\nbackbone = timm num_classes=0; timm-1k = timm's 1000-class model; +proj = backbone + Linear(feat, %d)\n", embed);
+        printf("\ntext encoders, projection to %d\n\n%-18s %-5s %6s %4s %5s %6s %6s %5s %11s\n", embed, "name", "kind",
+               "vocab", "ctx", "width", "layers", "heads", "mlp", "params");
+    }
+    for (const char *const *n = cg_zoo_text_names(); *n; n++) {
+        const cg_text_config *c = cg_zoo_text(*n);
+        int64_t np = cg_text_param_count(c, embed);
+        const char *kind = c->kind == CG_TEXT_CLIP ? "clip" : "bert";
+        if (!json)
+            printf("%-18s %-5s %6d %4d %5d %6d %6d %5d %11lld\n", *n, kind, c->vocab_size, c->context, c->width, c->layers,
+                   c->heads, c->mlp, (long long)np);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", *n);
+        cJSON_AddStringToObject(o, "kind", kind);
+        cJSON_AddNumberToObject(o, "vocab_size", c->vocab_size);
+        cJSON_AddNumberToObject(o, "context", c->context);
+        cJSON_AddNumberToObject(o, "width", c->width);
+        cJSON_AddNumberToObject(o, "layers", c->layers);
+        cJSON_AddNumberToObject(o, "heads", c->heads);
+        cJSON_AddNumberToObject(o, "mlp", c->mlp);
+        cJSON_AddNumberToObject(o, "params_with_projection", (double)np);
+        cJSON_AddItemToArray(tarr, o);
+    }
     if (json) {
         char *s = cg_json_print(root, 1);
         printf("%s\n", s);
         free(s);
-    } else {
-        printf("\nbackbone = timm num_classes=0; timm-1k = timm's 1000-class model; +proj = backbone + Linear(feat, %d)\n", embed);
     }
     cJSON_Delete(root);
     return 0;
