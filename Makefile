@@ -18,7 +18,7 @@ all: build
 help:
 	@echo "make demo       run the demo grid (configs/demo.json) and print its summary"
 	@echo "make test       build and run every test (ctest)"
-	@echo "make test-asan  the same under AddressSanitizer + UBSan ($(BUILD_ASAN)/)"
+	@echo "make test-asan  the same under AddressSanitizer + UBSan ($(BUILD_ASAN)/), without the slow learning tests"
 	@echo "make bench      build and run the launcher benchmarks"
 	@echo "make deps       install the Debian packages (scripts/install-deps.sh)"
 
@@ -43,7 +43,7 @@ test: build
 test-asan: deps
 	cmake -S . -B $(BUILD_ASAN) -DCLIPGRID_SANITIZE=ON -DCLIPGRID_CUDA=OFF -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS)
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
-	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
+	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS) -LE slow
 
 demo: build
 	bash scripts/demo.sh $(BUILD)/clipgrid
