@@ -242,12 +242,12 @@ static void test_failures_are_reported(void) {
 static void test_busy_gpu_wait_then_start(void) {
     new_test_dir("busy_drop");
     char cfg[128];
-    snprintf(cfg, sizeof cfg, "start=%.3f\ngpu util=95@0,10@3\n", now_s());
+    double t = now_s();  /* the fake's clock starts here: utilization drops at t + 3 */
+    snprintf(cfg, sizeof cfg, "start=%.3f\ngpu util=95@0,10@3\n", t);
     write_text("nvml.txt", cfg);
     const char *args[] = {"--gpus", "0", "--image-encoders", "a", "--text-encoders", "b",
         "--gpu-poll-interval", "0.2", "--gpu-util-samples", "3", "--gpu-wait-timeout", "60", "--status-interval", "0",
         "--command", "date +%s.%N > {out_dir}/t0", NULL};
-    double t = now_s();
     int rc = run_clipgrid(args, 30);
     CHECK_EQ_INT(rc, 0);
     char *p = in_dir("out/a_b/t0");
