@@ -185,7 +185,7 @@ static void test_three_configs_two_gpus(void) {
     /* longest first: s4 and s2 start together; s1 only after one of them ended */
     double first_end = t1[1] < t1[2] ? t1[1] : t1[2];
     CHECK(t0[0] >= first_end - 0.05);
-    CHECK(fabs(t0[1] - t0[2]) < 0.8);
+    CHECK(t0[1] < t1[2] && t0[2] < t1[1]);  /* ran at the same time */
     CHECK_EQ_INT(count_logs_matching("^starnet_s4_clip_tiny_gpu[01]_[0-9]{8}_[0-9]{6}\\.log$"), 1);
     CHECK_EQ_INT(count_logs_matching("^starnet_s1_clip_tiny_gpu[01]_[0-9]{8}_[0-9]{6}\\.log$"), 1);
     /* the two that ran together were on different GPUs */
@@ -333,7 +333,7 @@ static void test_sigint_then_resume(void) {
     int rc = wait_clipgrid(pid, 20);
     double took = now_s() - t;
     CHECK_EQ_INT(rc, 130);
-    CHECK(took < 1.5 + 1.0);
+    CHECK(took < 1.5 + 3.0);  /* grace period, then KILL (slack for a loaded machine) */
     usleep(100000);
     for (int i = 0; i < 4; i++) {
         if (kids[i] > 0 && pid_alive(kids[i])) fprintf(stderr, "  process %d is still alive\n", (int)kids[i]);
