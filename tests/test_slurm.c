@@ -437,7 +437,7 @@ static void test_grid_of_six(void) {
     rc = run_clipgrid(args2, 120);
     CHECK_EQ_INT(rc, 0);
     out = read_in_dir("stdout");
-    CHECK(strstr(out, ": 1 tasks, at most 1 at once") != NULL);
+    CHECK(strstr(out, ": 1 task, at most 1 at once") != NULL);
     CHECK(strstr(out, "[start] b_y:") != NULL);
     CHECK(strstr(out, "[start] a_x:") == NULL);
     CHECK(strstr(out, "1 succeeded, 0 failed, 5 skipped") != NULL);
@@ -482,7 +482,7 @@ static void test_scancel_one_task(void) {
     const char *args2[] = {"--image-encoders", "a,b", "--text-encoders", "x", "--resume", "--dry-run", NULL};
     CHECK_EQ_INT(run_clipgrid(args2, 30), 0);
     o = read_in_dir("stdout");
-    CHECK(strstr(o, "plan: 1 configs as one Slurm job array") != NULL);
+    CHECK(strstr(o, "plan: 1 config as one Slurm job array") != NULL);
     CHECK(strstr(o, "0) ID=a_x\n") != NULL);
     free(o);
     if (rc != 1) dump_output();

@@ -7,6 +7,7 @@
 
 #include "core/fileio.h"
 #include "core/log.h"
+#include "grid/i18n.h"
 
 static const char *const status_names[] = {"PENDING", "RUNNING", "SUCCEEDED", "FAILED", "SIGNALED", "TIMEOUT",
                                            "INTERRUPTED", "NOT_STARTED", "SKIPPED", "START_FAILED",
@@ -50,7 +51,7 @@ int ledger_last_status(const char *path, const grid_config *configs, int n, int 
     FILE *f = fopen(path, "r");
     if (!f) {
         if (errno == ENOENT) return CG_OK;
-        return cg_error_set(CG_ERR_IO, "cannot read ledger %s: %s", path, strerror(errno));
+        return cg_error_set(CG_ERR_IO, _("cannot read ledger %s: %s"), path, strerror(errno));
     }
     char *line = NULL;
     size_t cap = 0;
@@ -61,14 +62,14 @@ int ledger_last_status(const char *path, const grid_config *configs, int n, int 
         char *tab = strchr(line, '\t');
         char *tab2 = tab ? strchr(tab + 1, '\t') : NULL;
         if (!tab || !tab2) {
-            rc = cg_error_set(CG_ERR_FORMAT, "%s:%d: malformed ledger line (expected tab-separated "
-                              "id, status, ...)", path, lineno);
+            rc = cg_error_set(CG_ERR_FORMAT, _("%s:%d: malformed ledger line (expected tab-separated "
+                              "id, status, ...)"), path, lineno);
             break;
         }
         *tab = *tab2 = 0;
         int st = job_status_parse(tab + 1);
         if (st < 0) {
-            rc = cg_error_set(CG_ERR_FORMAT, "%s:%d: unknown status \"%s\" in ledger", path, lineno, tab + 1);
+            rc = cg_error_set(CG_ERR_FORMAT, _("%s:%d: unknown status \"%s\" in ledger"), path, lineno, tab + 1);
             break;
         }
         for (int i = 0; i < n; i++)

@@ -21,7 +21,7 @@
 #include "grid/summary.h"
 #include "grid/template.h"
 
-static const char run_usage[] =
+static const char *const run_usage = N_(
 "usage: clipgrid run [options] [-- extra arguments for every job]\n"
 "\n"
 "Train every image encoder x text encoder configuration of a grid, in parallel on GPUs.\n"
@@ -64,7 +64,7 @@ static const char run_usage[] =
 "  --dry-run                  print the plan (configs, order, slots, commands, logs) and exit\n"
 "\n"
 "Exit status: 0 when every config succeeded, 1 when one failed, 130 when interrupted,\n"
-"2 for a bad command line, 3 for a bad grid file, 6 when no GPU is usable.\n";
+"2 for a bad command line, 3 for a bad grid file, 6 when no GPU is usable.\n");
 
 typedef struct {
     const char *config_path, *gpus, *image_list, *text_list, *command, *log_dir, *out_dir, *order, *backend;
@@ -86,7 +86,7 @@ static int parse_number(const char *flag, const char *text, double min, double m
     errno = 0;
     double v = strtod(text, &end);
     if (errno || end == text || *end || v < min || v > max)
-        return cg_error_set(CG_ERR_USAGE, "%s: \"%s\" is not a number in [%g, %g]", flag, text, min, max);
+        return cg_error_set(CG_ERR_USAGE, _("%s: \"%s\" is not a number in [%g, %g]"), flag, text, min, max);
     *out = v;
     return CG_OK;
 }
@@ -95,7 +95,7 @@ static int parse_int(const char *flag, const char *text, int min, int *out) {
     double v = 0;
     int rc = parse_number(flag, text, min, INT_MAX, &v);
     if (rc) return rc;
-    if (v != (int)v) return cg_error_set(CG_ERR_USAGE, "%s: \"%s\" is not a whole number", flag, text);
+    if (v != (int)v) return cg_error_set(CG_ERR_USAGE, _("%s: \"%s\" is not a whole number"), flag, text);
     *out = (int)v;
     return CG_OK;
 }
@@ -161,21 +161,21 @@ static int parse_args(int argc, char **argv, run_args *a, int *extra_start) {
         case O_CPT: rc = parse_int("--cpus-per-task", optarg, 1, &a->cpus_per_task); a->set_cpus_per_task = 1; break;
         case O_SPOLL: rc = parse_number("--slurm-poll", optarg, 0.1, 3600, &a->slurm_poll); a->set_slurm_poll = 1; break;
         case O_SBATCH:
-            if (a->n_sbatch_args >= 64) rc = cg_error_set(CG_ERR_USAGE, "--sbatch-arg: at most 64 of them");
-            else if (optarg[0] != '-') rc = cg_error_set(CG_ERR_USAGE, "--sbatch-arg \"%s\": give an sbatch option "
-                                                          "with its dashes, e.g. --sbatch-arg=--qos=high", optarg);
+            if (a->n_sbatch_args >= 64) rc = cg_error_set(CG_ERR_USAGE, _("--sbatch-arg: at most 64 of them"));
+            else if (optarg[0] != '-') rc = cg_error_set(CG_ERR_USAGE, _("--sbatch-arg \"%s\": give an sbatch option "
+                                                          "with its dashes, e.g. --sbatch-arg=--qos=high"), optarg);
             else a->sbatch_args[a->n_sbatch_args++] = optarg;
             break;
-        case 'h': case O_HELP: fputs(run_usage, stdout); exit(0);
-        case ':': return cg_error_set(CG_ERR_USAGE, "%s needs a value", argv[optind - 1]);
+        case 'h': case O_HELP: fputs(_(run_usage), stdout); exit(0);
+        case ':': return cg_error_set(CG_ERR_USAGE, _("%s needs a value"), argv[optind - 1]);
         default:
-            return cg_error_set(CG_ERR_USAGE, "unknown option \"%s\" (clipgrid run --help lists them)",
+            return cg_error_set(CG_ERR_USAGE, _("unknown option \"%s\" (clipgrid run --help lists them)"),
                                 argv[optind - 1]);
         }
     }
     if (rc) return rc;
     if (optind < argc && strcmp(argv[optind - 1], "--") != 0)
-        return cg_error_set(CG_ERR_USAGE, "unexpected argument \"%s\" (extra arguments for the jobs go after \"--\")",
+        return cg_error_set(CG_ERR_USAGE, _("unexpected argument \"%s\" (extra arguments for the jobs go after \"--\")"),
                             argv[optind]);
     *extra_start = optind;
     return CG_OK;
@@ -220,16 +220,16 @@ static int parse_cpu_spec(const char *spec, int *slots) {
 static int resolve_gpus(const char *spec, nvml_session **nvml, gpu_choice *g) {
     memset(g, 0, sizeof *g);
     int cpu = parse_cpu_spec(spec, &g->cpu_slots);
-    if (cpu < 0) return cg_error_set(CG_ERR_USAGE, "--gpus: \"%s\": cpu:N needs N between 1 and 1024", spec);
+    if (cpu < 0) return cg_error_set(CG_ERR_USAGE, _("--gpus: \"%s\": cpu:N needs N between 1 and 1024"), spec);
     if (cpu) return CG_OK;
     if (nvml_open(nvml) != CG_OK)
-        return cg_error_set(CG_ERR_DEVICE, "%s; use --gpus cpu to run on CPU slots", cg_error_message());
+        return cg_error_set(CG_ERR_DEVICE, _("%s; use --gpus cpu to run on CPU slots"), cg_error_message());
     int count = nvml_device_count(*nvml);
     if (!strcmp(spec, "all")) {
         for (int i = 0; i < count && g->n < 64; i++) {
             nvml_gpu_info info;
             if (nvml_gpu_query(*nvml, i, &info) != CG_OK) {
-                cg_log_error("GPU %d unavailable, skipped (%s)", i, cg_error_message());
+                cg_log_error(_("GPU %d unavailable, skipped (%s)"), i, cg_error_message());
                 continue;
             }
             g->index[g->n] = i;
@@ -254,7 +254,7 @@ static int resolve_gpus(const char *spec, nvml_session **nvml, gpu_choice *g) {
                     }
             }
             if (found < 0) {
-                cg_log_error("GPU %s unavailable, skipped", tok);
+                cg_log_error(_("GPU %s unavailable, skipped"), tok);
                 continue;
             }
             int dup = 0;
@@ -266,7 +266,7 @@ static int resolve_gpus(const char *spec, nvml_session **nvml, gpu_choice *g) {
         free(copy);
     }
     if (g->n == 0)
-        return cg_error_set(CG_ERR_DEVICE, "no usable GPU among \"%s\" (NVML sees %d); nothing started", spec, count);
+        return cg_error_set(CG_ERR_DEVICE, _("no usable GPU among \"%s\" (NVML sees %d); nothing started"), spec, count);
     return CG_OK;
 }
 
@@ -287,15 +287,15 @@ static void print_plan(const run_options *o, job_record *jobs, int n, const char
         else skipped++;
     }
     double makespan = sched_simulate(costs, run, nrun, limit, slot_of, start);
-    printf("plan: %d config%s to run", nrun, nrun == 1 ? "" : "s");
-    if (skipped) printf(" (%d skipped: already done per the ledger)", skipped);
-    printf(" on %d slot%s", limit, limit == 1 ? "" : "s");
-    if (o->cpu_slots > 0) printf(" (CPU)");
-    else printf(" (GPUs %s%s x %d job%s each)", gpus_text, from_default ? ", the default" : "", o->jobs_per_gpu,
-                o->jobs_per_gpu == 1 ? "" : "s");
-    printf(", %s first\n", o->order == SCHED_ORDER_LPT ? "longest expected job" : "grid order");
-    printf("logs: %s/<id>_<gpuN|cpu>_<YYYYMMDD_HHMMSS>.log   outputs: %s/<id>/\n", o->log_dir, o->out_dir);
-    printf("estimated makespan: %.1f GMAC-units (longest-first list scheduling)\n\n", makespan / 1000.0);
+    printf(ngettext("plan: %d config to run", "plan: %d configs to run", (unsigned long)nrun), nrun);
+    if (skipped) printf(_(" (%d skipped: already done per the ledger)"), skipped);
+    printf(ngettext(" on %d slot", " on %d slots", (unsigned long)limit), limit);
+    if (o->cpu_slots > 0) printf(_(" (CPU)"));
+    else printf(ngettext(" (GPUs %s%s x %d job each)", " (GPUs %s%s x %d jobs each)", (unsigned long)o->jobs_per_gpu),
+                gpus_text, from_default ? _(", the default") : "", o->jobs_per_gpu);
+    printf("%s", o->order == SCHED_ORDER_LPT ? _(", longest expected job first\n") : _(", grid order first\n"));
+    printf(_("logs: %s/<id>_<gpuN|cpu>_<YYYYMMDD_HHMMSS>.log   outputs: %s/<id>/\n"), o->log_dir, o->out_dir);
+    printf(_("estimated makespan: %.1f GMAC-units (longest-first list scheduling)\n\n"), makespan / 1000.0);
     printf("%3s  %-40s  %9s  %4s  %-5s  %s\n", "#", "CONFIG", "COST", "SLOT", "GPU", "STARTS AFTER");
     for (int k = 0; k < nrun; k++) {
         job_record *j = &jobs[run[k]];
@@ -305,7 +305,7 @@ static void print_plan(const run_options *o, job_record *jobs, int n, const char
         if (gpu >= 0) snprintf(gtext, sizeof gtext, "%d", gpu);
         else snprintf(gtext, sizeof gtext, "cpu");
         printf("%3d  %-40s  %9.1f  %4d  %-5s  %s\n", k + 1, j->cfg->id, j->cfg->cost, s, gtext,
-               start[run[k]] == 0 ? "start" : "a slot frees");
+               start[run[k]] == 0 ? _("start") : _("a slot frees"));
         char *cmd = run_job_command(o, j, gpu, "<log>");
         printf("     $ %s\n", cmd);
         free(cmd);
@@ -327,7 +327,7 @@ static int apply_ledger(const run_args *a, const char *log_dir, job_record *jobs
     int *last = cg_xcalloc((size_t)n + 1, sizeof *last);
     int rc = ledger_last_status(path, cfgs, n, last);
     if (!rc && !cg_file_exists(path))
-        cg_log_warn("%s does not exist: nothing to resume, running every config", path);
+        cg_log_warn(_("%s does not exist: nothing to resume, running every config"), path);
     for (int i = 0; i < n && !rc; i++) {
         int done_ok = last[i] == JOB_SUCCEEDED;
         int failed = last[i] >= 0 && job_status_is_failure((job_status)last[i]);
@@ -368,39 +368,39 @@ static int slurm_options_from(const run_args *a, const grid_spec *spec, run_opti
 #undef FILE_STR
 #undef FILE_NUM
     if (strcmp(so->on_interrupt, "ask") && strcmp(so->on_interrupt, "cancel") && strcmp(so->on_interrupt, "keep"))
-        return cg_error_set(CG_ERR_USAGE, "--on-interrupt \"%s\": use ask, cancel or keep", so->on_interrupt);
+        return cg_error_set(CG_ERR_USAGE, _("--on-interrupt \"%s\": use ask, cancel or keep"), so->on_interrupt);
     if (so->time) {
         for (const char *p = so->time; *p; p++)
             if (!strchr("0123456789:-", *p) || !*so->time)
-                return cg_error_set(CG_ERR_USAGE, "--time \"%s\": use a Slurm time such as 90, 4:00:00 or 1-12:00:00",
+                return cg_error_set(CG_ERR_USAGE, _("--time \"%s\": use a Slurm time such as 90, 4:00:00 or 1-12:00:00"),
                                     so->time);
-        if (!*so->time) return cg_error_set(CG_ERR_USAGE, "--time is empty");
+        if (!*so->time) return cg_error_set(CG_ERR_USAGE, _("--time is empty"));
     }
     if (so->mem) {
         char *end;
         double v = strtod(so->mem, &end);
         if (end == so->mem || v <= 0 || (*end && (strchr("KMGTkmgt", *end) == NULL || end[1])))
-            return cg_error_set(CG_ERR_USAGE, "--mem \"%s\": use a size such as 16000 (MB), 32G or 512M", so->mem);
+            return cg_error_set(CG_ERR_USAGE, _("--mem \"%s\": use a size such as 16000 (MB), 32G or 512M"), so->mem);
     }
     for (int i = 0; i < so->n_sbatch_args; i++) {
         const char *x = so->sbatch_args[i];
         if (!strncmp(x, "--array", 7) || !strncmp(x, "--output", 8) || !strncmp(x, "--error", 7) ||
             !strncmp(x, "-o", 2) || !strncmp(x, "-e", 2) || !strncmp(x, "-a", 2))
-            return cg_error_set(CG_ERR_USAGE, "sbatch option \"%s\": clipgrid sets --array and --output itself "
-                                "(use --max-parallel for the %%K of --array)", x);
+            return cg_error_set(CG_ERR_USAGE, _("sbatch option \"%s\": clipgrid sets --array and --output itself "
+                                "(use --max-parallel for the %%K of --array)"), x);
     }
     if (o->jobs_per_gpu > 1)
-        return cg_error_set(CG_ERR_USAGE, "--jobs-per-gpu %d: not available with --backend slurm (each array task "
-                            "gets --gres=gpu:1; to share GPUs use --gres shard:1 on a cluster with gres/shard)",
+        return cg_error_set(CG_ERR_USAGE, _("--jobs-per-gpu %d: not available with --backend slurm (each array task "
+                            "gets --gres=gpu:1; to share GPUs use --gres shard:1 on a cluster with gres/shard)"),
                             o->jobs_per_gpu);
     if (o->retries > 0)
-        return cg_error_set(CG_ERR_USAGE, "--retries %d: not available with --backend slurm; resubmit the failed "
-                            "configs with --retry-failed", o->retries);
+        return cg_error_set(CG_ERR_USAGE, _("--retries %d: not available with --backend slurm; resubmit the failed "
+                            "configs with --retry-failed"), o->retries);
     const char *gpus = a->gpus ? a->gpus : spec->gpus;
     int slots = 0;
     if (gpus && !strncmp(gpus, "cpu", 3)) {
         if (parse_cpu_spec(gpus, &slots) < 0)
-            return cg_error_set(CG_ERR_USAGE, "--gpus: \"%s\": cpu:N needs N between 1 and 1024", gpus);
+            return cg_error_set(CG_ERR_USAGE, _("--gpus: \"%s\": cpu:N needs N between 1 and 1024"), gpus);
         o->cpu_slots = slots;  /* no --gres, and jobs run with --device cpu */
     } else if (a->gpus) {
         cg_log_warn(_("--gpus %s is ignored with --backend slurm: Slurm gives each task its GPU (--gres)"), a->gpus);
@@ -444,7 +444,7 @@ int cmd_run(int argc, char **argv) {
     const char *order = str_opt(&spec, a.order, "order", "lpt");
     if (!strcmp(order, "lpt")) o.order = SCHED_ORDER_LPT;
     else if (!strcmp(order, "grid")) o.order = SCHED_ORDER_GRID;
-    else { rc = cg_error_set(CG_ERR_USAGE, "--order: \"%s\" is not lpt or grid", order); goto fail; }
+    else { rc = cg_error_set(CG_ERR_USAGE, _("--order: \"%s\" is not lpt or grid"), order); goto fail; }
     if (o.command_template && (rc = template_check(o.command_template))) goto fail;
     o.extra_args = argv + extra_start;
     o.n_extra = argc - extra_start;
@@ -466,7 +466,7 @@ int cmd_run(int argc, char **argv) {
 
     const char *backend = str_opt(&spec, a.backend, "backend", "local");
     if (strcmp(backend, "local") != 0 && strcmp(backend, "slurm") != 0) {
-        rc = cg_error_set(CG_ERR_USAGE, "--backend \"%s\": use local or slurm", backend);
+        rc = cg_error_set(CG_ERR_USAGE, _("--backend \"%s\": use local or slurm"), backend);
         goto fail;
     }
     int interrupted = 0;
@@ -480,7 +480,9 @@ int cmd_run(int argc, char **argv) {
         }
         int to_run = 0;
         for (int i = 0; i < n; i++) to_run += jobs[i].status == JOB_PENDING;
-        printf(_("clipgrid run: %d configs (%d to run) as a Slurm job array; logs in %s\n"), n, to_run, o.log_dir);
+        printf(ngettext("clipgrid run: %d config (%d to run) as a Slurm job array; logs in %s\n",
+                        "clipgrid run: %d configs (%d to run) as a Slurm job array; logs in %s\n", (unsigned long)n),
+               n, to_run, o.log_dir);
         fflush(stdout);
         if ((rc = run_slurm(&o, &so, jobs, n, &interrupted))) goto fail;
         goto summary;
@@ -496,7 +498,7 @@ int cmd_run(int argc, char **argv) {
         memset(&g, 0, sizeof g);
         const char *spec_text = gpus ? gpus : "all";
         int cpu = parse_cpu_spec(spec_text, &g.cpu_slots);
-        if (cpu < 0) { rc = cg_error_set(CG_ERR_USAGE, "--gpus: \"%s\": cpu:N needs N >= 1", spec_text); goto fail; }
+        if (cpu < 0) { rc = cg_error_set(CG_ERR_USAGE, _("--gpus: \"%s\": cpu:N needs N >= 1"), spec_text); goto fail; }
         if (!cpu) {
             char *copy = cg_xstrdup(spec_text), *save = NULL;
             for (char *t = strtok_r(copy, ",", &save); t && g.n < 64; t = strtok_r(NULL, ",", &save))
@@ -505,7 +507,7 @@ int cmd_run(int argc, char **argv) {
         }
         o.ngpus = g.n; o.gpu_index = g.index; o.gpu_uuid = (const char (*)[96])g.uuid; o.cpu_slots = g.cpu_slots;
         if (!cpu && !strcmp(spec_text, "all"))
-            printf("note: --gpus all is resolved through NVML at run time; the plan shows one GPU\n");
+            printf(_("note: --gpus all is resolved through NVML at run time; the plan shows one GPU\n"));
         print_plan(&o, jobs, n, spec_text, gpus_default);
         goto done;
     }
@@ -514,13 +516,13 @@ int cmd_run(int argc, char **argv) {
         if (!*inherited || !strcmp(inherited, "-1")) gpus = "cpu";
         else gpus = inherited;
         gpus_default = 0;
-        cg_log_info("using the GPUs of CUDA_VISIBLE_DEVICES=%s (indices are taken as NVML indices; "
-                    "UUIDs are exact)", inherited);
+        cg_log_info(_("using the GPUs of CUDA_VISIBLE_DEVICES=%s (indices are taken as NVML indices; "
+                    "UUIDs are exact)"), inherited);
     }
     if (gpus_default) {
         if (nvml_open(&nvml) == CG_OK) gpus = "all";
         else {
-            cg_log_warn("%s: running on CPU (--gpus cpu)", cg_error_message());
+            cg_log_warn(_("%s: running on CPU (--gpus cpu)"), cg_error_message());
             gpus = "cpu";
         }
     }
@@ -530,12 +532,14 @@ int cmd_run(int argc, char **argv) {
 
     int to_run = 0;
     for (int i = 0; i < n; i++) to_run += jobs[i].status == JOB_PENDING;
-    printf("clipgrid run: %d config%s (%d to run) on ", n, n == 1 ? "" : "s", to_run);
-    if (o.cpu_slots) printf("%d CPU slot%s\n", o.cpu_slots, o.cpu_slots == 1 ? "" : "s");
+    printf(ngettext("clipgrid run: %d config (%d to run) on ", "clipgrid run: %d configs (%d to run) on ",
+                    (unsigned long)n), n, to_run);
+    if (o.cpu_slots) printf(ngettext("%d CPU slot\n", "%d CPU slots\n", (unsigned long)o.cpu_slots), o.cpu_slots);
     else {
-        printf("GPU%s", g.n == 1 ? "" : "s");
+        printf("%s", ngettext("GPU", "GPUs", (unsigned long)g.n));
         for (int k = 0; k < g.n; k++) printf("%s%d", k ? "," : " ", g.index[k]);
-        printf(" x %d job%s each; logs in %s\n", o.jobs_per_gpu, o.jobs_per_gpu == 1 ? "" : "s", o.log_dir);
+        printf(ngettext(" x %d job each; logs in %s\n", " x %d jobs each; logs in %s\n", (unsigned long)o.jobs_per_gpu),
+               o.jobs_per_gpu, o.log_dir);
     }
     fflush(stdout);
     if ((rc = run_local(&o, jobs, n, &interrupted))) goto fail;
@@ -547,7 +551,7 @@ summary:
     if (summary_write_json(summary_path, jobs, n, started, wall_now(), interrupted) != CG_OK)
         cg_log_error("%s", cg_error_message());
     else
-        printf("summary: %s\n", summary_path);
+        printf(_("summary: %s\n"), summary_path);
     free(summary_path);
     for (int i = 0; i < n; i++)
         if (jobs[i].status != JOB_SUCCEEDED && jobs[i].status != JOB_SKIPPED) exit_code = 1;

@@ -18,6 +18,7 @@
 #include "core/fileio.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "grid/i18n.h"
 #include "grid/ledger.h"
 #include "grid/summary.h"
 #include "grid/template.h"
@@ -238,7 +239,7 @@ static void child_exec(const run_options *o, const job_record *j, int gpu, const
     setenv("CLIPGRID_CONFIG_ID", j->cfg->id, 1);
     setenv("CLIPGRID_OUT_DIR", j->out_dir, 1);
     execl("/bin/sh", "sh", "-c", j->command, (char *)NULL);
-    fprintf(stderr, "clipgrid: cannot run /bin/sh: %s\n", strerror(errno));
+    fprintf(stderr, _("clipgrid: cannot run /bin/sh: %s\n"), strerror(errno));
     _exit(127);
 }
 
@@ -269,7 +270,7 @@ static void start_job(loop_state *st, int ji, int s, double now, int forced) {
     int rc = cg_mkdir_p(j->out_dir);
     int fd = rc ? -1 : open(j->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) {
-        cg_log_error("%s: cannot start: %s", j->cfg->id,
+        cg_log_error(_("%s: cannot start: %s"), j->cfg->id,
                      rc ? cg_error_message() : strerror(errno));
         j->status = JOB_START_FAILED;
         j->end_time = now;
@@ -293,7 +294,7 @@ static void start_job(loop_state *st, int ji, int s, double now, int forced) {
 
     pid_t pid = fork();
     if (pid < 0) {
-        cg_log_error("%s: fork failed: %s", j->cfg->id, strerror(errno));
+        cg_log_error(_("%s: fork failed: %s"), j->cfg->id, strerror(errno));
         close(fd);
         j->status = JOB_START_FAILED;
         j->end_time = now;
@@ -307,9 +308,9 @@ static void start_job(loop_state *st, int ji, int s, double now, int forced) {
     st->slot_job[s] = ji;
     st->blocked_since[s] = 0;
     st->running++;
-    if (gpu >= 0) printf("[start] %s on GPU %d%s, log %s\n", j->cfg->id, gpu, forced ? " (GPU busy, wait timed out)" : "",
+    if (gpu >= 0) printf(_("[start] %s on GPU %d%s, log %s\n"), j->cfg->id, gpu, forced ? _(" (GPU busy, wait timed out)") : "",
                          j->log_path);
-    else printf("[start] %s on CPU slot %d, log %s\n", j->cfg->id, s, j->log_path);
+    else printf(_("[start] %s on CPU slot %d, log %s\n"), j->cfg->id, s, j->log_path);
     fflush(stdout);
 }
 
@@ -333,7 +334,7 @@ static void dispatch(loop_state *st, double now) {
             int g = st->slot_gpu_pos[s];
             if (!st->announced[s] && st->util_count[g] >= o->util_samples) {
                 st->announced[s] = 1;
-                printf("[wait] GPU %d busy (%.0f%% > %.0f%% utilization), holding jobs up to %.0f s\n",
+                printf(_("[wait] GPU %d busy (%.0f%% > %.0f%% utilization), holding jobs up to %.0f s\n"),
                        st->slot_gpu[s], util_average(st, g), o->util_threshold, o->gpu_wait_timeout);
             }
         }
@@ -385,10 +386,10 @@ static void finish_job(loop_state *st, int ji, int wstatus, double now) {
     char *ledger = cg_path_join(o->log_dir, "ledger.tsv");
     if (ledger_append(ledger, j) != CG_OK) cg_log_warn("%s", cg_error_message());
     free(ledger);
-    printf("[done] %s: %s in %s\n", j->cfg->id, status, dur);
+    printf(_("[done] %s: %s in %s\n"), j->cfg->id, status, dur);
     if (job_status_is_failure(j->status) && j->attempts <= o->retries && !st->stopping) {
-        printf("[retry] %s: attempt %d of %d%s\n", j->cfg->id, j->attempts + 1, o->retries + 1,
-               j->gpu >= 0 ? " (on another GPU if one is free)" : "");
+        printf(_("[retry] %s: attempt %d of %d%s\n"), j->cfg->id, j->attempts + 1, o->retries + 1,
+               j->gpu >= 0 ? _(" (on another GPU if one is free)") : "");
         st->avoid_gpu[ji] = j->gpu >= 0 && o->ngpus > 1 ? j->gpu : -2;
         j->status = JOB_PENDING;
         queue_push_front(st, ji);
@@ -423,7 +424,7 @@ static void enforce_deadlines(loop_state *st, double now) {
         job_record *j = &st->jobs[i];
         if (j->status != JOB_RUNNING) continue;
         if (j->deadline > 0 && now >= j->deadline && j->kill_at == 0) {
-            printf("[timeout] %s ran past %.0f s: stopping it\n", j->cfg->id, st->o->timeout);
+            printf(_("[timeout] %s ran past %.0f s: stopping it\n"), j->cfg->id, st->o->timeout);
             stop_job(j, JOB_TIMEOUT, now, st->o->kill_grace);
         }
         if (j->kill_at > 0 && now >= j->kill_at) {
@@ -435,13 +436,13 @@ static void enforce_deadlines(loop_state *st, double now) {
 
 static void begin_stop(loop_state *st, int sig, double now) {
     if (st->stopping) {
-        printf("[interrupt] second signal: killing every job now\n");
+        printf(_("[interrupt] second signal: killing every job now\n"));
         for (int i = 0; i < st->n; i++)
             if (st->jobs[i].status == JOB_RUNNING) kill(-st->jobs[i].pid, SIGKILL);
         return;
     }
     st->stopping = sig;
-    printf("[interrupt] %s: starting no more jobs; stopping %d running (SIGTERM, SIGKILL after %.0f s)\n",
+    printf(_("[interrupt] %s: starting no more jobs; stopping %d running (SIGTERM, SIGKILL after %.0f s)\n"),
            sig == SIGINT ? "SIGINT" : "SIGTERM", st->running, st->o->kill_grace);
     for (int i = 0; i < st->n; i++)
         if (st->jobs[i].status == JOB_RUNNING) stop_job(&st->jobs[i], JOB_INTERRUPTED, now, st->o->kill_grace);
@@ -458,7 +459,7 @@ static void print_status(loop_state *st, double now) {
     for (int i = 0; i < st->n; i++)
         done += st->jobs[i].status != JOB_PENDING && st->jobs[i].status != JOB_RUNNING &&
                 st->jobs[i].status != JOB_SKIPPED;
-    printf("[status] %d running, %d waiting, %d finished\n", st->running, st->qlen, done);
+    printf(_("[status] %d running, %d waiting, %d finished\n"), st->running, st->qlen, done);
     for (int i = 0; i < st->n; i++) {
         job_record *j = &st->jobs[i];
         if (j->status != JOB_RUNNING) continue;
@@ -503,7 +504,7 @@ int run_local(const run_options *o, job_record *jobs, int n, int *interrupted) {
     loop_state st = {.o = o, .jobs = jobs, .n = n};
     gethostname(st.hostname, sizeof st.hostname - 1);
     st.nslots = o->cpu_slots > 0 ? o->cpu_slots : o->ngpus * (o->jobs_per_gpu > 0 ? o->jobs_per_gpu : 1);
-    if (st.nslots <= 0) return cg_error_set(CG_ERR_DEVICE, "no slots to run jobs on");
+    if (st.nslots <= 0) return cg_error_set(CG_ERR_DEVICE, _("no slots to run jobs on"));
     st.slot_gpu = cg_xcalloc((size_t)st.nslots, sizeof *st.slot_gpu);
     st.slot_gpu_pos = cg_xcalloc((size_t)st.nslots, sizeof *st.slot_gpu_pos);
     st.slot_job = cg_xcalloc((size_t)st.nslots, sizeof *st.slot_job);

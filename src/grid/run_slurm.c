@@ -373,7 +373,9 @@ void slurm_print_dry_run(const run_options *o, const slurm_options *so, job_reco
     int m = pending_order(o, jobs, n, run);
     int skipped = 0;
     for (int i = 0; i < n; i++) skipped += jobs[i].status == JOB_SKIPPED;
-    printf(_("plan: %d configs as one Slurm job array, at most %d at once"), m, m ? array_limit(o, m) : 0);
+    printf(ngettext("plan: %d config as one Slurm job array, at most %d at once",
+                    "plan: %d configs as one Slurm job array, at most %d at once", (unsigned long)m),
+           m, m ? array_limit(o, m) : 0);
     if (skipped) printf(_(" (%d skipped: already done per the ledger)"), skipped);
     printf("\n");
     if (m == 0) {
@@ -764,7 +766,9 @@ int run_slurm(const run_options *o, const slurm_options *so, job_record *jobs, i
         fs.tasks[k].job = run[k];
         snprintf(jobs[run[k]].sched_id, sizeof jobs[run[k]].sched_id, "%s_%d", fs.array_id, k);
     }
-    printf(_("[slurm] submitted array job %s: %d tasks, at most %d at once; batch script %s/job.sh\n"),
+    printf(ngettext("[slurm] submitted array job %s: %d task, at most %d at once; batch script %s/job.sh\n",
+                    "[slurm] submitted array job %s: %d tasks, at most %d at once; batch script %s/job.sh\n",
+                    (unsigned long)m),
            fs.array_id, m, array_limit(o, m), dir);
     fflush(stdout);
 

@@ -6,6 +6,7 @@
 
 #include "core/json.h"
 #include "core/log.h"
+#include "grid/i18n.h"
 #include "grid/cost.h"
 
 const char *const grid_train_keys[] = {
@@ -44,7 +45,7 @@ static int check_slurm_object(const cg_json_doc *doc, const cJSON *obj) {
         } else if (!strcmp(c->string, "poll_interval") || !strcmp(c->string, "cpus_per_task")) {
             if ((rc = cg_json_want_type(doc, c, cJSON_Number, what))) return rc;
             if (c->valuedouble <= 0)
-                return cg_error_set(CG_ERR_CONFIG, "%s:%d: \"%s\" must be positive, not %g", doc->path,
+                return cg_error_set(CG_ERR_CONFIG, _("%s:%d: \"%s\" must be positive, not %g"), doc->path,
                                     cg_json_line(doc, c), what, c->valuedouble);
         } else if ((rc = cg_json_want_type(doc, c, cJSON_String, what))) {
             return rc;
@@ -98,14 +99,14 @@ static int read_name_list(const cg_json_doc *doc, const cJSON *arr, const char *
     if (rc) return rc;
     int count = cJSON_GetArraySize(arr);
     if (count == 0)
-        return cg_error_set(CG_ERR_CONFIG, "%s:%d: \"%s\" is empty: list at least one encoder", doc->path,
+        return cg_error_set(CG_ERR_CONFIG, _("%s:%d: \"%s\" is empty: list at least one encoder"), doc->path,
                             cg_json_line(doc, arr), key);
     char **list = cg_xcalloc((size_t)count, sizeof *list);
     int i = 0;
     for (const cJSON *c = arr->child; c; c = c->next, i++) {
         if (!cJSON_IsString(c) || !c->valuestring[0]) {
             free_list(list, i);
-            return cg_error_set(CG_ERR_CONFIG, "%s:%d: \"%s\" entries must be non-empty strings (entry %d)",
+            return cg_error_set(CG_ERR_CONFIG, _("%s:%d: \"%s\" entries must be non-empty strings (entry %d)"),
                                 doc->path, cg_json_line(doc, c), key, i + 1);
         }
         list[i] = cg_xstrdup(c->valuestring);
@@ -121,8 +122,8 @@ static int read_gpus(const cg_json_doc *doc, const cJSON *g, char **out) {
         return CG_OK;
     }
     if (!cJSON_IsArray(g) || cJSON_GetArraySize(g) == 0)
-        return cg_error_set(CG_ERR_CONFIG, "%s:%d: \"gpus\" must be a non-empty list of GPU indices or UUIDs, "
-                            "or \"all\", \"cpu\", \"cpu:N\"", doc->path, cg_json_line(doc, g));
+        return cg_error_set(CG_ERR_CONFIG, _("%s:%d: \"gpus\" must be a non-empty list of GPU indices or UUIDs, "
+                            "or \"all\", \"cpu\", \"cpu:N\""), doc->path, cg_json_line(doc, g));
     size_t cap = 256, len = 0;
     char *buf = cg_xmalloc(cap);
     buf[0] = 0;
@@ -134,7 +135,7 @@ static int read_gpus(const cg_json_doc *doc, const cJSON *g, char **out) {
             snprintf(item, sizeof item, "%s", c->valuestring);
         } else {
             free(buf);
-            return cg_error_set(CG_ERR_CONFIG, "%s:%d: \"gpus\" entries must be GPU indices (0, 1, ...) or UUIDs",
+            return cg_error_set(CG_ERR_CONFIG, _("%s:%d: \"gpus\" entries must be GPU indices (0, 1, ...) or UUIDs"),
                                 doc->path, cg_json_line(doc, c));
         }
         size_t need = len + strlen(item) + 2;
@@ -153,7 +154,7 @@ static int check_launcher_key(const cg_json_doc *doc, const cJSON *c, int *is_la
         int rc = cg_json_want_type(doc, c, launcher_keys[i].type, c->string);
         if (rc) return rc;
         if (launcher_keys[i].type == cJSON_Number && c->valuedouble < launcher_keys[i].min)
-            return cg_error_set(CG_ERR_CONFIG, "%s:%d: \"%s\" must be at least %g, not %g", doc->path,
+            return cg_error_set(CG_ERR_CONFIG, _("%s:%d: \"%s\" must be at least %g, not %g"), doc->path,
                                 cg_json_line(doc, c), c->string, launcher_keys[i].min, c->valuedouble);
         return CG_OK;
     }
@@ -216,7 +217,7 @@ int grid_spec_load_file(grid_spec *s, const char *path) {
                 snprintf(where, sizeof where, "\"axes\".\"%s\"", a->string);
                 if ((rc = cg_json_want_type(&doc, a, cJSON_Array, where))) goto out;
                 if (cJSON_GetArraySize(a) == 0) {
-                    rc = cg_error_set(CG_ERR_CONFIG, "%s:%d: %s is empty", doc.path, cg_json_line(&doc, a), where);
+                    rc = cg_error_set(CG_ERR_CONFIG, _("%s:%d: %s is empty"), doc.path, cg_json_line(&doc, a), where);
                     goto out;
                 }
                 for (const cJSON *v = a->child; v; v = v->next)
@@ -235,7 +236,7 @@ int grid_spec_load_file(grid_spec *s, const char *path) {
                 for (int f = 0; f < 2; f++) {
                     const cJSON *v = cJSON_GetObjectItemCaseSensitive(e, config_keys[f]);
                     if (!cJSON_IsString(v) || !v->valuestring[0]) {
-                        rc = cg_error_set(CG_ERR_CONFIG, "%s:%d: %s needs \"%s\" (a non-empty string)", doc.path,
+                        rc = cg_error_set(CG_ERR_CONFIG, _("%s:%d: %s needs \"%s\" (a non-empty string)"), doc.path,
                                           cg_json_line(&doc, v ? v : e), where, config_keys[f]);
                         goto out;
                     }
@@ -279,7 +280,7 @@ int grid_spec_set_list(grid_spec *s, const char *which, const char *csv) {
     }
     if (n == 0) {
         free(list);
-        return cg_error_set(CG_ERR_USAGE, "%s is empty: list at least one encoder", flag);
+        return cg_error_set(CG_ERR_USAGE, _("%s is empty: list at least one encoder"), flag);
     }
     if (image) { free_list(s->image_encoders, s->n_image); s->image_encoders = list; s->n_image = n; }
     else { free_list(s->text_encoders, s->n_text); s->text_encoders = list; s->n_text = n; }
@@ -333,15 +334,15 @@ static int add_config(config_list *l, const char *img, const char *txt, const ch
         int same_names = !strcmp(l->v[i].image_encoder, img) && !strcmp(l->v[i].text_encoder, txt);
         if (!same_names) {
             int rc = cg_error_set(CG_ERR_CONFIG,
-                "configs (%s, %s) and (%s, %s) get the same ID \"%s\": rename one of the encoders",
+                _("configs (%s, %s) and (%s, %s) get the same ID \"%s\": rename one of the encoders"),
                 l->v[i].image_encoder, l->v[i].text_encoder, img, txt, id);
             free(id);
             cJSON_Delete(train);
             return rc;
         }
         if (!replace_same_id) {
-            int rc = cg_error_set(CG_ERR_CONFIG, "configuration \"%s\" appears twice in the grid "
-                                  "(an encoder listed twice?)", id);
+            int rc = cg_error_set(CG_ERR_CONFIG, _("configuration \"%s\" appears twice in the grid "
+                                  "(an encoder listed twice?)"), id);
             free(id);
             cJSON_Delete(train);
             return rc;
@@ -411,7 +412,7 @@ int grid_expand(const grid_spec *s, grid_config **out, int *n) {
     int rc = CG_OK;
     int explicit = s->configs ? cJSON_GetArraySize(s->configs) : 0;
     if ((s->n_image == 0) != (s->n_text == 0) && explicit == 0)
-        return cg_error_set(CG_ERR_CONFIG, "%s: no %s encoders: give \"%s\" in the grid file or %s",
+        return cg_error_set(CG_ERR_CONFIG, _("%s: no %s encoders: give \"%s\" in the grid file or %s"),
                             s->source, s->n_image ? "text" : "image",
                             s->n_image ? "text_encoders" : "image_encoders",
                             s->n_image ? "--text-encoders" : "--image-encoders");
@@ -426,8 +427,8 @@ int grid_expand(const grid_spec *s, grid_config **out, int *n) {
         rc = add_config(&l, img, txt, NULL, train, 1);
     }
     if (!rc && l.n == 0)
-        rc = cg_error_set(CG_ERR_CONFIG, "%s: the grid is empty: give image and text encoders "
-                          "(--image-encoders/--text-encoders or the grid file)", s->source);
+        rc = cg_error_set(CG_ERR_CONFIG, _("%s: the grid is empty: give image and text encoders "
+                          "(--image-encoders/--text-encoders or the grid file)"), s->source);
     if (rc) {
         grid_configs_free(l.v, l.n);
         return rc;

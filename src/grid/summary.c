@@ -8,6 +8,7 @@
 #include "core/fileio.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "grid/i18n.h"
 
 static const char *signal_name(int sig) {
     switch (sig) {
@@ -109,17 +110,17 @@ void summary_print(FILE *f, const job_record *jobs, int n) {
             else other++;
         }
     }
-    fprintf(f, "\n%d succeeded, %d failed", ok, failed);
-    if (skipped) fprintf(f, ", %d skipped (done in an earlier run)", skipped);
-    if (other) fprintf(f, ", %d not run to completion", other);
-    fprintf(f, " (of %d)\n", n);
+    fprintf(f, _("\n%d succeeded, %d failed"), ok, failed);
+    if (skipped) fprintf(f, _(", %d skipped (done in an earlier run)"), skipped);
+    if (other) fprintf(f, _(", %d not run to completion"), other);
+    fprintf(f, _(" (of %d)\n"), n);
     for (int i = 0; i < n; i++) {
         const job_record *j = &jobs[i];
         if ((job_status_is_failure(j->status) || j->status == JOB_INTERRUPTED || j->status == JOB_START_FAILED ||
              j->status == JOB_CANCELLED || j->status == JOB_PREEMPTED || j->status == JOB_NODE_FAIL ||
              j->status == JOB_LOST) &&
             j->log_path)
-            fprintf(f, "  %s: see %s\n", j->cfg->id, j->log_path);
+            fprintf(f, _("  %s: see %s\n"), j->cfg->id, j->log_path);
     }
 }
 

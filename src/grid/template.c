@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "grid/i18n.h"
 
 static const char *const placeholders[] = {"image_encoder", "text_encoder", "id", "out_dir", "gpu", "log",
                                            "train_args", "extra_args", NULL};
@@ -90,11 +91,11 @@ int template_check(const char *tmpl) {
         if (*p != '{') continue;
         int len = placeholder_len(p + 1);
         if (len < 0)
-            return cg_error_set(CG_ERR_USAGE, "--command: unclosed \"{\" at character %d of \"%s\"",
+            return cg_error_set(CG_ERR_USAGE, _("--command: unclosed \"{\" at character %d of \"%s\""),
                                 (int)(p - tmpl) + 1, tmpl);
         if (!is_placeholder(p + 1, len))
-            return cg_error_set(CG_ERR_USAGE, "--command: unknown placeholder {%.*s} (known: {image_encoder} "
-                                "{text_encoder} {id} {out_dir} {gpu} {log} {train_args} {extra_args})", len, p + 1);
+            return cg_error_set(CG_ERR_USAGE, _("--command: unknown placeholder {%.*s} (known: {image_encoder} "
+                                "{text_encoder} {id} {out_dir} {gpu} {log} {train_args} {extra_args})"), len, p + 1);
         p += len + 1;
     }
     return CG_OK;
