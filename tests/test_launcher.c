@@ -389,6 +389,14 @@ static void test_retries_and_retry_failed(void) {
     CHECK(b && cJSON_GetObjectItem(b, "attempts")->valueint == 2);
     CHECK_EQ_STR(summary_status(s, "bad_t"), "FAILED");
     cJSON_Delete(s);
+    /* --resume: everything that has not succeeded, here only bad (which fails again) */
+    const char *args_resume[] = {"--gpus", "0", "--image-encoders", "flaky,bad,good", "--text-encoders", "t",
+        "--gpu-util-threshold", "100", "--status-interval", "0", "--resume",
+        "--command", "echo {id} >> {out_dir}/../resumed; exit 4", NULL};
+    CHECK_EQ_INT(run_clipgrid(args_resume, 20), 1);
+    char *resumed = in_dir("out/resumed"), *rtext = read_text(resumed);
+    CHECK_EQ_STR(rtext, "bad_t\n");
+    free(resumed); free(rtext);
     /* --retry-failed: only bad runs (and now succeeds) */
     const char *args2[] = {"--gpus", "0", "--image-encoders", "flaky,bad,good", "--text-encoders", "t",
         "--gpu-util-threshold", "100", "--status-interval", "0", "--retry-failed",

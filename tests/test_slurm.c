@@ -1,7 +1,7 @@
 /* `clipgrid run --backend slurm`: parsing of Slurm's output, the batch script, bad input — and
  * a real one-node Slurm cluster with 4 fake GPUs (scripts/slurm-local.sh) running a grid of 6
  * configurations: each task's CUDA_VISIBLE_DEVICES, the %K limit, a FAILED task with its log,
- * --resume --retry-failed resubmitting only it, a task cancelled with scancel, Ctrl-C.
+ * --resume resubmitting only it, a task cancelled with scancel, Ctrl-C.
  *
  * The cluster: when `sinfo` does not answer, the test starts it with scripts/slurm-local.sh
  * (root only; it is left running for other test runs). Without root or without Slurm installed the
@@ -427,12 +427,12 @@ static void test_grid_of_six(void) {
     if (rc != 1) dump_output();
     cJSON_Delete(s);
 
-    /* --resume --retry-failed after the fix: one task, b_y, is submitted; the others stay done */
+    /* --resume after the fix: one task, b_y, is submitted; the others stay done */
     char *fixed = in_dir("fixed");
     cg_file_write_atomic(fixed, "", 0);
     free(fixed);
     const char *args2[] = {"--image-encoders", "a,b,c", "--text-encoders", "x,y", "--max-parallel", "4",
-                           "--slurm-poll", "0.3", "--status-interval", "0", "--resume", "--retry-failed",
+                           "--slurm-poll", "0.3", "--status-interval", "0", "--resume",
                            "--command", grid_command, NULL};
     rc = run_clipgrid(args2, 120);
     CHECK_EQ_INT(rc, 0);

@@ -59,8 +59,8 @@ static const char *const run_usage = N_(
 "  --timeout S                stop a job that runs longer than S seconds (default: none)\n"
 "  --kill-grace S             seconds between SIGTERM and SIGKILL (default 10)\n"
 "  --retries N                rerun a failed job up to N times (default 0)\n"
-"  --resume                   skip configs that already finished (per ledger.tsv in the log dir)\n"
-"  --retry-failed             run only configs whose last run failed (with --resume: and unfinished ones)\n"
+"  --resume                   run only configs that have not succeeded yet (per ledger.tsv in the log dir)\n"
+"  --retry-failed             run only configs whose last run failed (not the unfinished ones)\n"
 "  --dry-run                  print the plan (configs, order, slots, commands, logs) and exit\n"
 "\n"
 "Exit status: 0 when every config succeeded, 1 when one failed, 130 when interrupted,\n"
@@ -329,13 +329,11 @@ static int apply_ledger(const run_args *a, const char *log_dir, job_record *jobs
     if (!rc && !cg_file_exists(path))
         cg_log_warn(_("%s does not exist: nothing to resume, running every config"), path);
     for (int i = 0; i < n && !rc; i++) {
+        /* --resume: everything that has not succeeded (failed, interrupted, cancelled, never
+         * started); --retry-failed alone: only what failed (FAILED, SIGNALED, TIMEOUT, ...) */
         int done_ok = last[i] == JOB_SUCCEEDED;
         int failed = last[i] >= 0 && job_status_is_failure((job_status)last[i]);
-        int unfinished = !done_ok && !failed;
-        int run;
-        if (a->resume && a->retry_failed) run = !done_ok;
-        else if (a->resume) run = unfinished;
-        else run = failed;
+        int run = a->resume ? !done_ok : failed;
         if (!run) jobs[i].status = JOB_SKIPPED;
     }
     free(last);
