@@ -16,7 +16,7 @@ static double train_and_score(const char *dir, const char *text_encoder) {
     if (pid == 0) {
         execl(CLIPGRID_BIN, CLIPGRID_BIN, "train", "--image-encoder", "starnet_s050", "--text-encoder", text_encoder,
               "--batch-size", "64", "--image-size", "32", "--context-length", "24", "--steps", "120", "--lr", "1e-3",
-              "--eval-samples", "2000", "--log-every", "40", "--threads", "2", "--out", out, (char *)NULL);
+              "--eval-samples", "1000", "--log-every", "40", "--threads", "2", "--out", out, (char *)NULL);
         _exit(127);
     }
     int ws;
@@ -29,7 +29,7 @@ static double train_and_score(const char *dir, const char *text_encoder) {
         top1 = cJSON_GetObjectItem(doc.root, "zeroshot_top1")->valuedouble;
         cg_json_free(&doc);
     }
-    fprintf(stderr, "    starnet_s050 x %s, 120 steps of 64: zero-shot top-1 %.4f on 2000 test images\n", text_encoder, top1);
+    fprintf(stderr, "    starnet_s050 x %s, 120 steps of 64: zero-shot top-1 %.4f on 1000 test images\n", text_encoder, top1);
     free(rp);
     free(out);
     return top1;
