@@ -162,6 +162,31 @@ static void test_gelu(void) {
         CHECK_NEAR(c.y.data[0], kk ? 1.0 / (1.0 + exp(-1.702)) : 0.8413447460685429, 1e-6);
         free(c.x.data); free(c.y.data); free(c.dx.data); free(c.dy.data);
     }
+    /* QuickGELU's vectorisable exp: relative accuracy over a wide range, and the tails */
+    int64_t n = 4001;
+    float *x = malloc(sizeof(float) * n), *y = zeros(n), *dx = zeros(n), *dy = malloc(sizeof(float) * n);
+    for (int64_t i = 0; i < n; i++) { x[i] = -40.0f + 0.02f * (float)i; dy[i] = 1.0f; }
+    cg_tensor tx = cg_tensor_1d(x, CG_DEV_CPU, n), ty = cg_tensor_1d(y, CG_DEV_CPU, n);
+    cg_tensor tdx = cg_tensor_1d(dx, CG_DEV_CPU, n), tdy = cg_tensor_1d(dy, CG_DEV_CPU, n);
+    cg_quick_gelu_forward(&ty, &tx);
+    cg_quick_gelu_backward(&tdx, &tdy, &tx);
+    double worst = 0, worst_d = 0;
+    for (int64_t i = 0; i < n; i++) {
+        /* the argument as the float code forms it (1.702f * x): its rounding is not exp's error */
+        double v = x[i], z = (double)(1.702f * x[i]), s = 1.0 / (1.0 + exp(-z)), ref = v * s, dref = s + z * s * (1 - s);
+        worst = fmax(worst, fabs(y[i] - ref) / fmax(fabs(ref), 1e-30));
+        worst_d = fmax(worst_d, fabs(dx[i] - dref) / fmax(fabs(dref), 1e-3));
+    }
+    fprintf(stderr, "  quick_gelu on [-40, 40]: worst relative error %.2e (value), %.2e (derivative)\n", worst, worst_d);
+    CHECK(worst < 2e-6);
+    CHECK(worst_d < 2e-6);
+    x[0] = -1000.0f; x[1] = 1000.0f; x[2] = NAN;
+    cg_quick_gelu_forward(&ty, &tx);
+    CHECK(y[0] <= 0.0f && y[0] > -1e-30f && y[1] == 1000.0f);
+    CHECK(isnan(y[2]));   /* NaN propagates (the trainer's NaN check relies on it) */
+    cg_quick_gelu_backward(&tdx, &tdy, &tx);
+    CHECK(isnan(dx[2]));
+    free(x); free(y); free(dx); free(dy);
 }
 
 /* ---------------------------------------------------------------- attention */

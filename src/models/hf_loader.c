@@ -93,7 +93,11 @@ int cg_text_config_from_hf(const char *dir, const cg_text_config *base, cg_text_
     } else {
         out->eos_id = -1;
         int eos = -1;
-        if ((rc = get_int(&doc, tc, "eos_token_id", 0, &eos))) goto done;
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(tc, "eos_token_id");
+        if (cJSON_IsArray(e) && cJSON_IsNumber(cJSON_GetArrayItem(e, 0)))   /* a list: the first */
+            eos = cJSON_GetArrayItem(e, 0)->valueint;
+        else if ((rc = get_int(&doc, tc, "eos_token_id", 0, &eos)))
+            goto done;
         out->eos_id = eos;
     }
     const cJSON *eps = cJSON_GetObjectItemCaseSensitive(tc, "layer_norm_eps");
