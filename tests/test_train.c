@@ -228,12 +228,34 @@ static void test_bad_input_is_named_and_nothing_is_lost(void) {
     CHECK_EQ_INT(run("bad.log", bad_data), 2);
     const char *bad_flag[] = {"train", COMMON, "--text-encoder", "clip:tiny", "--bach-size", "3", "--out", other, NULL};
     CHECK_EQ_INT(run("bad.log", bad_flag), 2);
+    const char *bad_accum[] = {"train", COMMON, "--text-encoder", "clip:tiny", "--accum-steps", "3", "--out", other, NULL};
+    CHECK_EQ_INT(run("bad.log", bad_accum), 2);
     char *log = cg_path_join(root, "bad.log"), *text = read_text(log);
     CHECK(strstr(text, "already holds a run") && strstr(text, "--resume"));
     CHECK(strstr(text, "starnet_s9") != NULL);
     CHECK(strstr(text, "imagenet:train") != NULL);
     CHECK(strstr(text, "--bach-size") != NULL);
+    CHECK(strstr(text, "--accum-steps 3: must split --batch-size 8") != NULL);
     free(out); free(cp); free(before); free(after); free(other); free(log); free(text);
+}
+
+/* --accum-steps: a batch of 8 as 2 micro-batches trains, deterministically. */
+static void test_gradient_accumulation_runs(void) {
+    char *a = in(root, "accum_a"), *b = in(root, "accum_b");
+    const char *args_a[] = {"train", COMMON, "--text-encoder", "bert:tiny", "--steps", "4", "--accum-steps", "2",
+                            "--eval-samples", "50", "--out", a, NULL};
+    const char *args_b[] = {"train", COMMON, "--text-encoder", "bert:tiny", "--steps", "4", "--accum-steps", "2",
+                            "--eval-samples", "50", "--out", b, NULL};
+    CHECK_EQ_INT(run("accum.log", args_a), 0);
+    CHECK_EQ_INT(run("accum.log", args_b), 0);
+    char la[4][40], lb[4][40];
+    losses(a, la, 4);
+    losses(b, lb, 4);
+    for (int i = 0; i < 4; i++) CHECK(la[i][0] && !strcmp(la[i], lb[i]));
+    char *cp = in(a, "config.json"), *cfg = read_text(cp);
+    CHECK(strstr(cfg, "\"accum_steps\":\t2") != NULL);
+    if (check_failures_now) show_log("accum.log");
+    free(cp); free(cfg); free(a); free(b);
 }
 
 int main(void) {
@@ -244,5 +266,6 @@ int main(void) {
     TEST_RUN(test_kill9_anywhere);
     TEST_RUN(test_nan_stops_without_corrupting);
     TEST_RUN(test_bad_input_is_named_and_nothing_is_lost);
+    TEST_RUN(test_gradient_accumulation_runs);
     return TEST_REPORT();
 }

@@ -44,6 +44,7 @@ typedef struct {
     int embed_dim;
     int loss_batch;                /* batch size the loss buffers are sized for */
     float *d_img, *d_txt;          /* [loss_batch, E] */
+    float *feat_img, *feat_txt;    /* gradient accumulation: the whole batch's features [loss_batch, E] */
 } clip_model;
 
 #define CLIP_LOGIT_SCALE_INIT 2.6592600f   /* ln(1/0.07) */
@@ -58,6 +59,16 @@ static inline float *clip_model_logit_scale(clip_model *m) { return m->scale.par
  * fills the gradients of all three parameter sets. CG_ERR_* for a bad token id. */
 int clip_model_step(clip_model *m, const float *images, int B, int S, const int32_t *ids, int T, float *loss,
                     float *acc_i2t);
+/* The same with the batch split into `accum` micro-batches of B / accum (B % accum == 0), for a
+ * contrastive batch larger than the activations that fit (open_clip's --accum-freq): pass 1
+ * computes every micro-batch's features; the loss and its gradient w.r.t. the features are
+ * taken over the whole batch; pass 2 recomputes each micro-batch with its activations and
+ * backpropagates its slice. BatchNorm statistics are those of each micro-batch, its running
+ * averages are updated once per micro-batch, and DropPath draws the same masks in both passes,
+ * so the gradients are exactly those of the micro-batched forward. accum <= 1: clip_model_step. */
+int clip_model_step_accum(clip_model *m, const float *images, int B, int S, const int32_t *ids, int T, int accum,
+                          float *loss, float *acc_i2t);
+
 /* After the optimizer step: keep logit_scale in [0, ln 100]. */
 void clip_model_clamp_scale(clip_model *m);
 

@@ -37,6 +37,7 @@ static const char train_usage[] =
 "  --beta1 F --beta2 F --eps F   AdamW (0.9, 0.98, 1e-6)\n"
 "  --warmup N               linear warmup steps before the cosine decay (default min(500, steps/10))\n"
 "  --grad-clip F            clip the global gradient norm (default 1; 0 disables)\n"
+"  --accum-steps N          split each batch into N micro-batches (the contrastive loss still sees the whole batch)\n"
 "output:\n"
 "  --out DIR                the run directory (config, metrics, checkpoints, result.json)\n"
 "  --save-every N           checkpoint every N steps (default 1000, and at the end)\n"

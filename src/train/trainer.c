@@ -271,6 +271,7 @@ static cJSON *options_json(const train_options *o, const run_model *rm, int64_t 
     cJSON_AddBoolToObject(c, "freeze_text", o->freeze_text);
     cJSON_AddNumberToObject(c, "steps", (double)total_steps);
     cJSON_AddNumberToObject(c, "batch_size", o->batch_size);
+    cJSON_AddNumberToObject(c, "accum_steps", o->accum_steps);
     cJSON_AddNumberToObject(c, "image_size", o->image_size);
     cJSON_AddNumberToObject(c, "context_length", rm->T);
     cJSON_AddNumberToObject(c, "embed_dim", rm->model.embed_dim);
@@ -331,8 +332,9 @@ int train_run(const train_options *o) {
     if (!rc) rc = parse_data("--eval-data", o->eval_data ? o->eval_data : "fmnist:test", &eval_split);
     if (!rc && (!o->image_encoder || !o->text_encoder || !o->out))
         rc = cg_error_set(CG_ERR_USAGE, "train needs --image-encoder, --text-encoder and --out");
-    if (!rc && o->accum_steps != 1)
-        rc = cg_error_set(CG_ERR_USAGE, "--accum-steps %d: gradient accumulation is not supported yet (use 1)", o->accum_steps);
+    if (!rc && (o->accum_steps < 1 || o->batch_size % o->accum_steps || o->batch_size / o->accum_steps < 2))
+        rc = cg_error_set(CG_ERR_USAGE, "--accum-steps %d: must split --batch-size %d into equal micro-batches of at "
+                          "least 2", o->accum_steps, o->batch_size);
     if (!rc && o->batch_size < 2) rc = cg_error_set(CG_ERR_USAGE, "--batch-size %d: a contrastive batch needs at least 2", o->batch_size);
     if (!rc && (o->image_size < 16 || o->image_size > 1024))
         rc = cg_error_set(CG_ERR_USAGE, "--image-size %d: choose 16..1024 (StarNet downsamples by 32)", o->image_size);
@@ -425,7 +427,7 @@ int train_run(const train_options *o) {
             memcpy(ids + (size_t)i * T, caption_row(&rm.cap, train_set.labels[idx[i]], template_of(o->seed, epoch, idx[i], rm.cap.nt)),
                    (size_t)T * sizeof *ids);
         float acc = 0;
-        if ((rc = clip_model_step(m, images, B, S, ids, T, &loss, &acc))) {
+        if ((rc = clip_model_step_accum(m, images, B, S, ids, T, o->accum_steps, &loss, &acc))) {
             cg_log_error("step %" PRId64 ": %s", step + 1, cg_error_message());
             exit_code = 1;
             break;

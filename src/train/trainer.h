@@ -30,7 +30,7 @@ typedef struct {
     int resume;
     uint64_t seed;
     int vocab_size;                   /* from-scratch vocabulary size to learn */
-    int accum_steps;                  /* only 1 is supported for now */
+    int accum_steps;                  /* micro-batches per step (clip_model_step_accum) */
 } train_options;
 
 void train_options_defaults(train_options *o);
