@@ -127,24 +127,14 @@ void clip_model_clamp_scale(clip_model *m) {
     if (*s > CLIP_LOGIT_SCALE_MAX) *s = CLIP_LOGIT_SCALE_MAX;
 }
 
-static void normalize_rows(const float *x, float *y, int B, int E) {
-    for (int b = 0; b < B; b++) {
-        double s = 0;
-        for (int k = 0; k < E; k++) s += (double)x[(size_t)b * E + k] * x[(size_t)b * E + k];
-        float r = (float)sqrt(s);
-        if (r < 1e-12f) r = 1e-12f;
-        for (int k = 0; k < E; k++) y[(size_t)b * E + k] = x[(size_t)b * E + k] / r;
-    }
-}
-
 void clip_model_encode_images(clip_model *m, const float *images, int B, int S, float *out) {
     cg_starnet_forward(&m->image, images, B, S, S, 0);
-    normalize_rows(m->image.emb.data, out, B, m->embed_dim);
+    l2_normalize_rows(m->image.emb.data, out, NULL, B, m->embed_dim);
 }
 
 int clip_model_encode_texts(clip_model *m, const int32_t *ids, int B, int T, float *out) {
     int rc = cg_text_forward(&m->text, ids, B, T);
     if (rc) return rc;
-    normalize_rows(m->text.emb.data, out, B, m->embed_dim);
+    l2_normalize_rows(m->text.emb.data, out, NULL, B, m->embed_dim);
     return CG_OK;
 }

@@ -26,15 +26,14 @@ void clip_loss_free(clip_loss *c) {
     memset(c, 0, sizeof *c);
 }
 
-/* n = x / max(||x||, 1e-12) per row (torch F.normalize), keeping the norms. */
-static void l2_normalize_rows(const float *x, float *n, float *norm, int B, int D) {
+void l2_normalize_rows(const float *x, float *y, float *norms, int B, int D) {
     for (int b = 0; b < B; b++) {
         double s = 0;
-        for (int d = 0; d < D; d++) s += (double)x[b * D + d] * x[b * D + d];
+        for (int d = 0; d < D; d++) s += (double)x[(size_t)b * D + d] * x[(size_t)b * D + d];
         float r = (float)sqrt(s);
         if (r < 1e-12f) r = 1e-12f;
-        norm[b] = r;
-        for (int d = 0; d < D; d++) n[b * D + d] = x[b * D + d] / r;
+        if (norms) norms[b] = r;
+        for (int d = 0; d < D; d++) y[(size_t)b * D + d] = x[(size_t)b * D + d] / r;
     }
 }
 

@@ -24,6 +24,10 @@ typedef struct {
     float scale;
 } clip_loss;
 
+/* y = x / max(||x||, 1e-12) per row of D (torch F.normalize); the row norms into norms when not
+ * NULL. x and y may be the same buffer. Used by the loss, the model's eval embeddings and eval. */
+void l2_normalize_rows(const float *x, float *y, float *norms, int B, int D);
+
 void clip_loss_init(clip_loss *c, int B, int D);
 void clip_loss_free(clip_loss *c);
 /* Returns the loss; also the image->text and text->image top-1 accuracy of the batch if asked. */

@@ -5,27 +5,18 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "nn/clip_loss.h"
 #include "nn/gemm.h"
-
-static void normalize_rows(const float *x, float *y, int n, int d) {
-    for (int i = 0; i < n; i++) {
-        double s = 0;
-        for (int k = 0; k < d; k++) s += (double)x[(size_t)i * d + k] * x[(size_t)i * d + k];
-        float r = (float)sqrt(s);
-        if (r < 1e-12f) r = 1e-12f;
-        for (int k = 0; k < d; k++) y[(size_t)i * d + k] = x[(size_t)i * d + k] / r;
-    }
-}
 
 void eval_class_embedding(const float *prompts, int T, int D, float *out) {
     float *n = cg_xmalloc((size_t)T * D * sizeof *n);
-    normalize_rows(prompts, n, T, D);
+    l2_normalize_rows(prompts, n, NULL, T, D);
     for (int k = 0; k < D; k++) {
         double s = 0;
         for (int t = 0; t < T; t++) s += n[(size_t)t * D + k];
         out[k] = (float)(s / T);
     }
-    normalize_rows(out, out, 1, D);
+    l2_normalize_rows(out, out, NULL, 1, D);
     free(n);
 }
 
@@ -33,8 +24,8 @@ void eval_class_embedding(const float *prompts, int T, int D, float *out) {
 static float *similarity(const float *a, int N, const float *b, int M, int D) {
     float *na = cg_xmalloc((size_t)N * D * sizeof *na), *nb = cg_xmalloc((size_t)M * D * sizeof *nb);
     float *S = cg_xmalloc((size_t)N * M * sizeof *S);
-    normalize_rows(a, na, N, D);
-    normalize_rows(b, nb, M, D);
+    l2_normalize_rows(a, na, NULL, N, D);
+    l2_normalize_rows(b, nb, NULL, M, D);
     cg_gemm(0, 1, N, M, D, 1.0f, na, D, nb, D, 0.0f, S, M);
     free(na);
     free(nb);
