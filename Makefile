@@ -24,11 +24,11 @@ help:
 
 # Install the Debian packages only when something the build needs is missing.
 deps:
-	@command -v cmake >/dev/null && pkg-config --exists libcjson openblas zlib libpcre2-8 libutf8proc \
+	@command -v cmake >/dev/null && pkg-config --exists libcjson openblas zlib libpcre2-8 libutf8proc libturbojpeg libpng libwebp libarchive \
 	  && [ -d /usr/share/datasets/fashion-mnist ] \
 	  && command -v msgfmt >/dev/null && command -v xgettext >/dev/null \
 	  && command -v sbatch >/dev/null && command -v slurmctld >/dev/null && command -v slurmd >/dev/null \
-	  && command -v munged >/dev/null && locale -a 2>/dev/null | grep -qix zh_CN.utf8 \
+	  && command -v munged >/dev/null && command -v convert >/dev/null && command -v cjpeg >/dev/null && command -v pngcrush >/dev/null && locale -a 2>/dev/null | grep -qix zh_CN.utf8 \
 	  || bash scripts/install-deps.sh
 
 $(BUILD)/Makefile: CMakeLists.txt | deps

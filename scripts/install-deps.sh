@@ -16,6 +16,9 @@ PKGS=(
   slurmctld slurmd slurm-client munge   # --backend slurm and its test cluster (scripts/slurm-local.sh)
   gettext               # msgfmt/xgettext: the zh_CN message catalog and its test
   locales               # zh_CN.UTF-8 for the Chinese messages (generated below)
+  libturbojpeg0-dev libpng-dev libwebp-dev   # image decoders and encoders (src/data/image.c)
+  libarchive-dev        # WebDataset tar shards (src/data/wds.c)
+  imagemagick libjpeg-turbo-progs pngcrush   # independent encoders for the decoder tests
 )
 
 # The zh_CN.UTF-8 locale, so LANG=zh_CN.UTF-8 gives Chinese messages (test_i18n uses it when present).
