@@ -7,6 +7,8 @@
 # the repository) for the reference vocabularies. Each target first executes the huge seed inputs
 # (1 MiB random bytes, a 1 MiB single word, 1 MiB of entities and CJK), then fuzzes from a seed
 # corpus of captions for RUNS executions (-max_len 16384; the vocabulary-file target RUNS/10). docs/tokenizers.md records the counts run.
+# Data readers: fuzz_manifest_{csv,jsonl,cnclip} and fuzz_tar, RUNS each from small seed files
+# (-max_len 65536); docs/data.md records the counts run. FUZZ_ONLY="name ..." runs only those targets.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -16,6 +18,8 @@ export CLIPGRID_SHARED_DATA="${CLIPGRID_SHARED_DATA:-$root/../shared/data}"
 [ -d "$CLIPGRID_SHARED_DATA/tokenizers" ] || { echo "run.sh: $CLIPGRID_SHARED_DATA/tokenizers is missing" >&2; exit 1; }
 CC="${CC:-clang}"
 mkdir -p "$out"
+only="${FUZZ_ONLY:-}"
+want() { [ -z "$only" ] || [[ " $only " == *" $1 "* ]]; }
 
 srcs=()
 for f in "$root"/src/text/*.c; do
@@ -50,6 +54,7 @@ head -c 1048576 /dev/zero | tr '\0' 'a' > "$huge/one_word_1MiB"
 
 status=0
 for target in fuzz_clip_bpe fuzz_wordpiece fuzz_vocab; do
+  want "$target" || continue
   echo "== $target: build"
   "$CC" "${flags[@]}" "$here/$target.c" "${srcs[@]}" "${libs[@]}" -o "$out/$target"
   echo "== $target: huge inputs"
@@ -65,6 +70,37 @@ for target in fuzz_clip_bpe fuzz_wordpiece fuzz_vocab; do
   else
     echo "$target FAILED: see $out/$target.log" >&2
     tail -n 40 "$out/$target.log" >&2
+    status=1
+  fi
+done
+# ---- data readers: manifests (one binary; FUZZ_MANIFEST picks csv, jsonl or cnclip) and tars
+data_srcs=("$root/src/data/manifest.c" "$root/src/data/wds.c" "$root/src/core/log.c" "$root/src/core/fileio.c")
+data_libs=($(pkg-config --libs libarchive libcjson) -lm -lpthread)
+dseeds="$out/seeds_data"
+mkdir -p "$dseeds/csv" "$dseeds/jsonl" "$dseeds/cnclip" "$dseeds/tar" "$dseeds/tar_src/d"
+printf '\x00filepath,title\r\na.jpg,"a cat, ""quoted""\r\n\nmulti\r\n"\n/b.png,一只猫\n,\n' > "$dseeds/csv/s1"
+printf '\x0ca\tb\nx.jpg\tcap\n"q\t.jpg"\t"open\n' > "$dseeds/csv/s2"
+printf '\xef\xbb\xbf{"image": "a.jpg", "caption": "a dog"}\n{"file_name": "b.png", "text": "\\u4e2d"}\r\n[1]\n{"image": 1}\n' > "$dseeds/jsonl/s1"
+printf '1\tQUJD\n2\tQUJDRA==\n3\t-_8\n4\tA!\n\x00{"text_id": 1, "text": "连衣裙", "image_ids": [1, 2, 3, 4, 9]}\n' > "$dseeds/cnclip/s1"
+(cd "$dseeds/tar_src" && printf JPG > 0.jpg && printf cap > 0.txt && printf '{"caption": "j"}' > 1.json &&
+ printf PNG > 1.PNG && printf m > __meta__ && printf x > d/a.seg.jpg && printf y > d/a.txt && printf z > 2.jpg &&
+ tar --format=gnu --no-recursion -cf "$dseeds/tar/s1.tar" 0.jpg 0.txt __meta__ 1.json 1.PNG d d/a.seg.jpg d/a.txt 2.jpg 0.jpg &&
+ tar --format=posix -czf "$dseeds/tar/s2.tar.gz" 0.jpg 0.txt 1.json 1.PNG)
+for spec in fuzz_manifest_csv:csv fuzz_manifest_jsonl:jsonl fuzz_manifest_cnclip:cnclip fuzz_tar:tar; do
+  name="${spec%%:*}" kind="${spec#*:}"
+  want "$name" || continue
+  src="$here/fuzz_manifest.c"; [ "$kind" = tar ] && src="$here/fuzz_tar.c"
+  echo "== $name: build"
+  "$CC" "${flags[@]}" "$src" "${data_srcs[@]}" "${data_libs[@]}" -o "$out/$name"
+  corpus="$out/corpus_$name"
+  mkdir -p "$corpus"
+  echo "== $name: $runs runs"
+  if FUZZ_MANIFEST="$kind" "$out/$name" -runs="$runs" -max_len=65536 -rss_limit_mb=4096 -timeout=30 -print_final_stats=1 \
+       -artifact_prefix="$out/$name-" "$corpus" "$dseeds/$kind" > "$out/$name.log" 2>&1; then
+    grep -E "^(#[0-9]+.*DONE|stat::number_of_executed_units|Done [0-9]+ runs)" "$out/$name.log" || tail -n 3 "$out/$name.log"
+  else
+    echo "$name FAILED: see $out/$name.log" >&2
+    tail -n 40 "$out/$name.log" >&2
     status=1
   fi
 done
