@@ -12,5 +12,6 @@ int cmd_models(int argc, char **argv);  /* models/models_cli.c — encoders, par
 int cmd_tokenize(int argc, char **argv); /* text/tokenize_cli.c — tokenizer ids and pieces */
 int cmd_train(int argc, char **argv);   /* train/train_cli.c — train one CLIP configuration */
 int cmd_eval(int argc, char **argv);    /* train/train_cli.c — zero-shot and retrieval of a run */
+int cmd_data(int argc, char **argv);    /* data/data_cli.c — export Fashion-MNIST as files or shards */
 
 #endif

@@ -18,6 +18,7 @@ static const command commands[] = {
     {"eval", cmd_eval, "zero-shot accuracy and retrieval R@1/5/10 of a trained run"},
     {"gpus", cmd_gpus, "list GPUs as NVML sees them: utilization, memory, processes"},
     {"models", cmd_models, "list the image encoders with parameter counts and MACs at an image size"},
+    {"data", cmd_data, "export Fashion-MNIST as image files with manifests, or as WebDataset shards"},
     {"tokenize", cmd_tokenize, "show the token ids and pieces of a text encoder's tokenizer; learn a vocabulary"},
 };
 

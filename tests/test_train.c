@@ -122,14 +122,14 @@ static void test_run_leaves_its_files(void) {
 }
 
 /* N steps straight == N/2 steps, kill -9, --resume, the rest: the same losses, bit for bit,
- * and byte-identical final checkpoints. */
-static void test_resume_is_exact(void) {
-    char *a = in(root, "straight"), *b = in(root, "resumed");
+ * and byte-identical final checkpoints. `data`: the --data spec (Fashion-MNIST or exported files). */
+static void resume_is_exact(const char *data, const char *name) {
+    char *a = cg_xasprintf("%s/straight_%s", root, name), *b = cg_xasprintf("%s/resumed_%s", root, name);
     const char *args_a[] = {"train", COMMON, "--text-encoder", "clip:tiny", "--steps", "8", "--save-every", "4",
-                            "--out", a, NULL};
+                            "--data", data, "--workers", "3", "--out", a, NULL};
     CHECK_EQ_INT(run("straight.log", args_a), 0);
     const char *args_b[] = {"train", COMMON, "--text-encoder", "clip:tiny", "--steps", "8", "--save-every", "4",
-                            "--out", b, NULL};
+                            "--data", data, "--workers", "1", "--out", b, NULL};
     pid_t pid = start("resumed.log", args_b);
     char *lp = in(b, "checkpoints/latest");
     double t0 = now_s();
@@ -143,7 +143,7 @@ static void test_resume_is_exact(void) {
     kill(pid, SIGKILL);
     finish(pid);
     const char *args_r[] = {"train", COMMON, "--text-encoder", "clip:tiny", "--steps", "8", "--save-every", "4",
-                            "--out", b, "--resume", NULL};
+                            "--data", data, "--workers", "2", "--out", b, "--resume", NULL};
     CHECK_EQ_INT(run("resumed.log", args_r), 0);
     char la[8][40], lb[8][40];
     losses(a, la, 8);
@@ -160,6 +160,103 @@ static void test_resume_is_exact(void) {
     CHECK(na == nb && na > 0 && memcmp(da, db, na) == 0);
     if (check_failures_now) { show_log("straight.log"); show_log("resumed.log"); }
     free(da); free(db); free(ca); free(cb); free(a); free(b); free(lp);
+}
+
+static void test_resume_is_exact(void) { resume_is_exact("fmnist:train", "fmnist"); }
+
+/* ------------------------------------------------------------------ files: manifests and shards */
+
+static char data_dir[300];
+
+/* Export a slice of Fashion-MNIST once: train as WebDataset shards and as JPEG + CSV/JSONL,
+ * test as PNG + CSV. */
+static int export_data(void) {
+    snprintf(data_dir, sizeof data_dir, "%s/data", root);
+    char *cmd = cg_xasprintf("%s data fmnist --out %s/wds --format wds --split train --limit 512 --shard-size 128 "
+                             ">/dev/null && %s data fmnist --out %s/jpg --format jpg --split train --limit 512 >/dev/null "
+                             "&& %s data fmnist --out %s/png --format png --split test --limit 100 >/dev/null",
+                             CLIPGRID_BIN, data_dir, CLIPGRID_BIN, data_dir, CLIPGRID_BIN, data_dir);
+    int rc = system(cmd);
+    free(cmd);
+    return rc;
+}
+
+static void test_resume_is_exact_on_shards(void) {
+    char *spec = cg_xasprintf("%s/wds/train-{000000..000003}.tar", data_dir);
+    resume_is_exact(spec, "wds");
+    free(spec);
+}
+
+/* Train on shards, evaluate retrieval on a PNG manifest, `clipgrid eval` on the manifest; train
+ * BERT on a JPEG manifest's Chinese caption column with a vocabulary learned from it. */
+static void test_train_on_files(void) {
+    char *out = in(root, "on_shards"), *spec = cg_xasprintf("%s/wds/train-{000000..000003}.tar", data_dir);
+    char *eval = cg_xasprintf("%s/png/test.csv", data_dir);
+    const char *args[] = {"train", COMMON, "--text-encoder", "clip:tiny", "--steps", "6", "--data", spec,
+                          "--eval-data", eval, "--retrieval-samples", "64", "--hflip", "--out", out, NULL};
+    CHECK_EQ_INT(run("on_shards.log", args), 0);
+    char *rp = in(out, "result.json");
+    cg_json_doc doc;
+    CHECK_EQ_INT(cg_json_load(rp, &doc), CG_OK);
+    CHECK(cJSON_GetObjectItem(doc.root, "zeroshot_top1") == NULL);   /* no classes in a manifest */
+    const cJSON *r1 = cJSON_GetObjectItem(doc.root, "image_to_text_R@1");
+    CHECK(cJSON_IsNumber(r1) && r1->valuedouble >= 0 && r1->valuedouble <= 1);
+    CHECK(cJSON_GetObjectItem(doc.root, "eval_images") && cJSON_GetObjectItem(doc.root, "eval_images")->valueint == 64);
+    CHECK(cJSON_GetObjectItem(doc.root, "data_skipped") && cJSON_GetObjectItem(doc.root, "data_skipped")->valueint == 0);
+    cg_json_free(&doc);
+    char *csvp = in(out, "metrics.csv"), *csv = read_text(csvp);
+    CHECK(strstr(csv, ",data/skipped,") && strstr(csv, ",val/image_to_text_R@1,"));
+    /* the learned vocabulary comes from the shards' captions */
+    char *vp = in(out, "bpe_merges.txt.gz");
+    CHECK(cg_file_exists(vp));
+    const char *eargs[] = {"eval", "--checkpoint", out, "--data", eval, "--retrieval-samples", "64", "--threads", "2", NULL};
+    CHECK_EQ_INT(run("on_shards_eval.log", eargs), 0);
+    char *ep = cg_path_join(root, "on_shards_eval.log"), *et = read_text(ep);
+    CHECK(strstr(et, "\"retrieval_pairs\":\t64") != NULL);
+    if (check_failures_now) { show_log("on_shards.log"); show_log("on_shards_eval.log"); }
+    free(out); free(spec); free(eval); free(rp); free(csvp); free(csv); free(vp); free(ep); free(et);
+
+    out = in(root, "on_jsonl_zh");
+    char *csv_spec = cg_xasprintf("%s/jpg/train.csv", data_dir);
+    const char *zh[] = {"train", COMMON, "--text-encoder", "bert:tiny", "--steps", "4", "--data", csv_spec,
+                        "--csv-caption-key", "title_zh", "--eval-data", "", "--out", out, NULL};
+    CHECK_EQ_INT(run("on_zh.log", zh), 0);
+    char *vocab = in(out, "vocab.txt"), *vt = read_text(vocab);
+    CHECK(strstr(vt, "\n鞋\n") != NULL || strstr(vt, "\n衫\n") != NULL);   /* characters of the Chinese captions */
+    if (check_failures_now) show_log("on_zh.log");
+    free(out); free(csv_spec); free(vocab); free(vt);
+}
+
+/* Broken samples in a manifest are skipped, counted in metrics and result.json, and training
+ * finishes. A manifest that lacks the caption column is an error naming it; nothing is written. */
+static void test_broken_files_are_skipped_not_fatal(void) {
+    char *man = cg_xasprintf("%s/jpg/broken.csv", data_dir);
+    char *cmd = cg_xasprintf("cd %s/jpg && head -c 100 train/000003.jpg > cut.jpg && cp train.csv broken.csv && "
+                             "printf 'cut.jpg,a cut file,x,0\nmissing.jpg,no such file,x,0\n' >> broken.csv", data_dir);
+    CHECK_EQ_INT(system(cmd), 0);
+    char *out = in(root, "broken");
+    const char *args[] = {"train", COMMON, "--text-encoder", "clip:tiny", "--epochs", "2", "--batch-size", "64",
+                          "--data", man, "--eval-data", "", "--out", out, NULL};
+    CHECK_EQ_INT(run("broken.log", args), 0);
+    char *rp = in(out, "result.json");
+    cg_json_doc doc;
+    CHECK_EQ_INT(cg_json_load(rp, &doc), CG_OK);
+    const cJSON *sk = cJSON_GetObjectItem(doc.root, "data_skipped");
+    CHECK(cJSON_IsNumber(sk) && sk->valueint >= 2 && sk->valueint <= 4);   /* all of epoch 0's, maybe epoch 1's */
+    cg_json_free(&doc);
+    char *lp = cg_path_join(root, "broken.log"), *log = read_text(lp);
+    CHECK(strstr(log, "[WARN] skipped") != NULL);
+    if (check_failures_now) show_log("broken.log");
+
+    char *out2 = in(root, "no_column");
+    const char *bad[] = {"train", COMMON, "--text-encoder", "clip:tiny", "--steps", "2", "--data", man,
+                         "--csv-caption-key", "caption", "--eval-data", "", "--out", out2, NULL};
+    CHECK(run("no_column.log", bad) != 0);
+    char *np = cg_path_join(root, "no_column.log"), *nt = read_text(np);
+    CHECK(strstr(nt, "\"caption\"") && strstr(nt, "broken.csv") && strstr(nt, "title"));
+    char *ck = in(out2, "checkpoints/latest");
+    CHECK(!cg_file_exists(ck));
+    free(man); free(cmd); free(out); free(rp); free(lp); free(log); free(out2); free(np); free(nt); free(ck);
 }
 
 /* kill -9 at random moments with a checkpoint every step: every resume starts from a complete
@@ -267,5 +364,12 @@ int main(void) {
     TEST_RUN(test_nan_stops_without_corrupting);
     TEST_RUN(test_bad_input_is_named_and_nothing_is_lost);
     TEST_RUN(test_gradient_accumulation_runs);
+    if (export_data() != 0) {
+        fprintf(stderr, "cannot export Fashion-MNIST as files with %s data fmnist\n", CLIPGRID_BIN);
+        return 1;
+    }
+    TEST_RUN(test_resume_is_exact_on_shards);
+    TEST_RUN(test_train_on_files);
+    TEST_RUN(test_broken_files_are_skipped_not_fatal);
     return TEST_REPORT();
 }

@@ -39,6 +39,12 @@ int fmnist_caption(fmnist_lang lang, int label, int t, char *buf, size_t n) {
     return snprintf(buf, n, tmpl, fmnist_class_name(lang, label));
 }
 
+int fmnist_template_of(fmnist_lang lang, uint64_t seed, int64_t epoch, int64_t index) {
+    cg_rng r;
+    cg_rng_seed(&r, seed * 0x9E3779B97F4A7C15ull + (uint64_t)epoch * 0xBF58476D1CE4E5B9ull + (uint64_t)index + 1);
+    return (int)cg_rng_below(&r, (uint64_t)fmnist_n_templates(lang));
+}
+
 /* ---- idx files ---- */
 
 static uint32_t be32(const unsigned char *p) {

@@ -37,6 +37,9 @@ void fmnist_free(fmnist_set *s);
 /* Class names, as used in captions. */
 const char *fmnist_class_name(fmnist_lang lang, int label);
 int fmnist_n_templates(fmnist_lang lang);
+/* The caption template of sample `index` in `epoch` (training draws one per sample and epoch): a
+ * function of (seed, epoch, index) alone. */
+int fmnist_template_of(fmnist_lang lang, uint64_t seed, int64_t epoch, int64_t index);
 /* Caption of class `label` with template `t` into buf; returns its length. */
 int fmnist_caption(fmnist_lang lang, int label, int t, char *buf, size_t n);
 

@@ -13,7 +13,9 @@ const char *const grid_train_keys[] = {
     "data", "epochs", "steps", "batch_size", "lr", "wd", "warmup", "image_size", "save_every",
     "eval_every", "seed", "threads", "device", "precision", "text_pretrained", "image_pretrained",
     "freeze_text", "vocab", "context_length", "embed_dim", "beta1", "beta2", "eps", "grad_clip",
-    "accum_steps", "drop_path", "eval_data", "eval_samples", "log_every", "vocab_size", NULL};
+    "accum_steps", "drop_path", "eval_data", "eval_samples", "log_every", "vocab_size",
+    "dataset_type", "csv_img_key", "csv_caption_key", "csv_separator", "image_tsv", "eval_image_tsv", "workers",
+    "shuffle_buffer", "hflip", "retrieval_samples", NULL};
 
 /* Run options a grid file may set at top level; the command line overrides them. */
 static const struct { const char *key; int type; double min; } launcher_keys[] = {

@@ -27,8 +27,19 @@ static const char train_usage[] =
 "  --context-length N       tokens per caption (default: 77 CLIP, 52 BERT)\n"
 "  --drop-path F            StarNet stochastic depth rate (default 0)\n"
 "data:\n"
-"  --data SPEC              fmnist:train (default) or fmnist:test\n"
-"  --eval-data SPEC         held-out set for evaluation (default fmnist:test)\n"
+"  --data SPEC              fmnist:train (default), fmnist:test, a .csv/.tsv or .jsonl manifest, or\n"
+"                           WebDataset shards 'dir/data-{000000..000099}.tar' (docs/data.md)\n"
+"  --eval-data SPEC         held-out set: zero-shot + retrieval on fmnist:test (the default with fmnist\n"
+"                           data), retrieval on a manifest or shards; \"\" for none\n"
+"  --dataset-type T         auto (default: from the suffix), fmnist, csv, jsonl, webdataset\n"
+"  --csv-img-key K          manifest column with the image path (default filepath)\n"
+"  --csv-caption-key K      manifest column with the caption (default title)\n"
+"  --csv-separator C        ',' or '\\t' (default: tab for .tsv, comma otherwise)\n"
+"  --image-tsv FILE         Chinese-CLIP: the id<TAB>base64 images of a {text_id,text,image_ids} JSONL\n"
+"  --eval-image-tsv FILE    the same for --eval-data\n"
+"  --workers N              image decode threads (default 2)\n"
+"  --shuffle-buffer N       samples shuffled in memory when reading shards (default 1000)\n"
+"  --hflip                  random horizontal flips (manifests and shards)\n"
 "  --image-size N           pixels per side (default 64)\n"
 "schedule:\n"
 "  --steps N | --epochs F   length of the run (default 1 epoch)\n"
@@ -42,7 +53,8 @@ static const char train_usage[] =
 "  --out DIR                the run directory (config, metrics, checkpoints, result.json)\n"
 "  --save-every N           checkpoint every N steps (default 1000, and at the end)\n"
 "  --eval-every N           evaluate every N steps (default: only at the end)\n"
-"  --eval-samples N         images of the eval set used (default 10000)\n"
+"  --eval-samples N         images of the eval set used for zero-shot (default 10000)\n"
+"  --retrieval-samples N    image-caption pairs for retrieval R@k (default 1000)\n"
 "  --log-every N            metrics every N steps (default 10)\n"
 "  --resume                 continue the run in --out from checkpoints/latest\n"
 "other:\n"
@@ -62,7 +74,8 @@ static int num(const char *flag, const char *v, double lo, double hi, double *ou
 
 enum { T_IMG = 256, T_TXT, T_DATA, T_EVALDATA, T_OUT, T_DEVICE, T_TPRE, T_IPRE, T_FREEZE, T_VOCAB, T_VOCABSZ, T_STEPS,
        T_EPOCHS, T_BATCH, T_LR, T_WD, T_WARMUP, T_SIZE, T_SAVE, T_EVAL, T_EVALN, T_LOG, T_RESUME, T_SEED, T_THREADS,
-       T_CTX, T_EMB, T_B1, T_B2, T_EPS, T_CLIP, T_ACCUM, T_DROP, T_PREC, T_HELP };
+       T_CTX, T_EMB, T_B1, T_B2, T_EPS, T_CLIP, T_ACCUM, T_DROP, T_PREC, T_HELP, T_DTYPE, T_IMGKEY, T_CAPKEY, T_SEP,
+       T_TSV, T_EVALTSV, T_WORKERS, T_SHUFBUF, T_HFLIP, T_RETR };
 
 int cmd_train(int argc, char **argv) {
     static const struct option opts[] = {
@@ -76,7 +89,10 @@ int cmd_train(int argc, char **argv) {
         {"threads", 1, 0, T_THREADS}, {"context-length", 1, 0, T_CTX}, {"embed-dim", 1, 0, T_EMB},
         {"beta1", 1, 0, T_B1}, {"beta2", 1, 0, T_B2}, {"eps", 1, 0, T_EPS}, {"grad-clip", 1, 0, T_CLIP},
         {"accum-steps", 1, 0, T_ACCUM}, {"drop-path", 1, 0, T_DROP}, {"precision", 1, 0, T_PREC},
-        {"help", 0, 0, T_HELP}, {0, 0, 0, 0}};
+        {"dataset-type", 1, 0, T_DTYPE}, {"csv-img-key", 1, 0, T_IMGKEY}, {"csv-caption-key", 1, 0, T_CAPKEY},
+        {"csv-separator", 1, 0, T_SEP}, {"image-tsv", 1, 0, T_TSV}, {"eval-image-tsv", 1, 0, T_EVALTSV},
+        {"workers", 1, 0, T_WORKERS}, {"shuffle-buffer", 1, 0, T_SHUFBUF}, {"hflip", 0, 0, T_HFLIP},
+        {"retrieval-samples", 1, 0, T_RETR}, {"help", 0, 0, T_HELP}, {0, 0, 0, 0}};
     train_options o;
     train_options_defaults(&o);
     optind = 1;
@@ -125,6 +141,20 @@ int cmd_train(int argc, char **argv) {
         case T_PREC:
             if (strcmp(optarg, "fp32")) rc = cg_error_set(CG_ERR_USAGE, "--precision %s: the CPU trains in fp32 only", optarg);
             break;
+        case T_DTYPE: o.dataset_type = optarg; break;
+        case T_IMGKEY: o.csv_img_key = optarg; break;
+        case T_CAPKEY: o.csv_caption_key = optarg; break;
+        case T_SEP:
+            if (!strcmp(optarg, "\\t") || !strcmp(optarg, "\t") || !strcmp(optarg, "tab")) o.csv_separator = '\t';
+            else if (!strcmp(optarg, ",")) o.csv_separator = ',';
+            else rc = cg_error_set(CG_ERR_USAGE, "--csv-separator \"%s\": use ',' or '\\t'", optarg);
+            break;
+        case T_TSV: o.image_tsv = optarg; break;
+        case T_EVALTSV: o.eval_image_tsv = optarg; break;
+        case T_WORKERS: if (!(rc = num("--workers", optarg, 1, 1024, &v))) o.workers = (int)v; break;
+        case T_SHUFBUF: if (!(rc = num("--shuffle-buffer", optarg, 1, 1e8, &v))) o.shuffle_buffer = (int)v; break;
+        case T_HFLIP: o.hflip = 1; break;
+        case T_RETR: if (!(rc = num("--retrieval-samples", optarg, 2, 1e6, &v))) o.retrieval_samples = (int)v; break;
         case 'h': case T_HELP: fputs(train_usage, stdout); return 0;
         case ':': rc = cg_error_set(CG_ERR_USAGE, "%s needs a value", flag); break;
         default: rc = cg_error_set(CG_ERR_USAGE, "unknown option \"%s\" (clipgrid train --help lists them)", flag);
@@ -141,9 +171,10 @@ int cmd_train(int argc, char **argv) {
 int cmd_eval(int argc, char **argv) {
     static const struct option opts[] = {{"checkpoint", 1, 0, 'c'}, {"data", 1, 0, 'd'}, {"step", 1, 0, 's'},
                                          {"eval-samples", 1, 0, 'n'}, {"threads", 1, 0, 't'}, {"help", 0, 0, 'h'},
+                                         {"retrieval-samples", 1, 0, 'r'},
                                          {0, 0, 0, 0}};
     const char *dir = NULL, *data = "fmnist:test";
-    double step = -1, samples = 10000, threads = 0;
+    double step = -1, samples = 10000, threads = 0, retrieval = 1000;
     optind = 1;
     opterr = 0;
     int c, rc = CG_OK;
@@ -154,10 +185,13 @@ int cmd_eval(int argc, char **argv) {
         case 's': rc = num("--step", optarg, 0, 1e12, &step); break;
         case 'n': rc = num("--eval-samples", optarg, 1, 1e9, &samples); break;
         case 't': rc = num("--threads", optarg, 1, 4096, &threads); break;
+        case 'r': rc = num("--retrieval-samples", optarg, 2, 1e6, &retrieval); break;
         case 'h':
-            printf("usage: clipgrid eval --checkpoint RUN_DIR [--data fmnist:test] [--step N] [--eval-samples N] [--threads N]\n\n"
-                   "Zero-shot top-1/top-5 and retrieval R@1/5/10 of a `clipgrid train` run (its latest checkpoint,\n"
-                   "or --step N), printed as JSON.\n");
+            printf("usage: clipgrid eval --checkpoint RUN_DIR [--data SPEC] [--step N] [--eval-samples N]\n"
+                   "                     [--retrieval-samples N] [--threads N]\n\n"
+                   "Zero-shot top-1/top-5 (fmnist:test, the default) and retrieval R@1/5/10 (any --data: a manifest\n"
+                   "or shards too, read with the run's --csv-* settings) of a `clipgrid train` run (its latest\n"
+                   "checkpoint, or --step N), printed as JSON.\n");
             return 0;
         case ':': rc = cg_error_set(CG_ERR_USAGE, "%s needs a value", argv[optind - 1]); break;
         default: rc = cg_error_set(CG_ERR_USAGE, "unknown option \"%s\" (clipgrid eval --help)", argv[optind - 1]);
@@ -168,5 +202,5 @@ int cmd_eval(int argc, char **argv) {
         cg_log_error("%s", cg_error_message());
         return 2;
     }
-    return eval_run(dir, data, (int64_t)step, (int)samples, 1000, (int)threads);
+    return eval_run(dir, data, (int64_t)step, (int)samples, (int)retrieval, (int)threads);
 }

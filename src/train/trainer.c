@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/rng.h"
 #include "data/fmnist.h"
+#include "data/loader.h"
 #include "models/clip_model.h"
 #include "text/tokenizer.h"
 #include "train/adamw.h"
@@ -44,6 +45,8 @@ void train_options_defaults(train_options *o) {
     o->seed = 0;
     o->vocab_size = 1024;
     o->accum_steps = 1;
+    o->workers = 2;
+    o->shuffle_buffer = 1000;
 }
 
 static double now_s(void) {
@@ -52,14 +55,50 @@ static double now_s(void) {
     return (double)tv.tv_sec + tv.tv_usec / 1e6;
 }
 
-/* "fmnist:train" -> "train"; anything else is not supported yet. */
-static int parse_data(const char *flag, const char *spec, const char **split) {
-    if (spec && !strncmp(spec, "fmnist:", 7)) {
-        *split = spec + 7;
-        if (!strcmp(*split, "train") || !strcmp(*split, "test")) return CG_OK;
+/* The evaluation set of a run: --eval-data, else fmnist:test when training on Fashion-MNIST,
+ * else none (a manifest or shards give no held-out set by themselves). */
+static const char *eval_spec_of(const train_options *o) {
+    if (o->eval_data) return *o->eval_data ? o->eval_data : NULL;
+    return o->data && !strncmp(o->data, "fmnist:", 7) ? "fmnist:test" : NULL;
+}
+
+static int check_data_spec(const char *flag, const char *spec, const char *type) {
+    data_kind k;
+    int rc = data_spec_kind(spec, type, &k);
+    if (rc) {
+        char *why = cg_xstrdup(cg_error_message());   /* cg_error_set rewrites the message buffer */
+        rc = !strncmp(why, "--", 2) ? cg_error_set(rc, "%s", why) : cg_error_set(rc, "%s %s", flag, why);
+        free(why);
+        return rc;
     }
-    return cg_error_set(CG_ERR_USAGE, "%s %s: the datasets available are fmnist:train and fmnist:test "
-                        "(manifests and WebDataset shards are not supported yet)", flag, spec ? spec : "(none)");
+    if (k == DATA_FMNIST && strcmp(spec, "fmnist:train") && strcmp(spec, "fmnist:test"))
+        return cg_error_set(CG_ERR_USAGE, "%s %s: Fashion-MNIST is fmnist:train or fmnist:test", flag, spec);
+    return CG_OK;
+}
+
+static data_kind loader_kind_of(const loader_opts *lo) {
+    data_kind k = DATA_FMNIST;
+    data_spec_kind(lo->spec, lo->type, &k);
+    return k;
+}
+
+/* The loader options of a run for `spec` (train: augmentation and shuffling on). */
+static void loader_opts_for(const train_options *o, const char *spec, int train, fmnist_lang lang, loader_opts *lo) {
+    loader_opts_defaults(lo);
+    lo->spec = spec;
+    lo->type = train ? o->dataset_type : NULL;
+    lo->manifest.img_key = o->csv_img_key;
+    lo->manifest.caption_key = o->csv_caption_key;
+    lo->manifest.sep = o->csv_separator;
+    lo->manifest.image_tsv = train ? o->image_tsv : o->eval_image_tsv;
+    lo->image_size = o->image_size;
+    lo->train = train;
+    lo->workers = o->workers > 0 ? o->workers : 2;
+    lo->batch_hint = o->batch_size;
+    lo->shuffle_buffer = o->shuffle_buffer;
+    lo->seed = o->seed;
+    lo->lang = lang;
+    lo->hflip = o->hflip;
 }
 
 /* ------------------------------------------------------------------ captions */
@@ -93,16 +132,10 @@ static const int32_t *caption_row(const captions *c, int label, int t) {
     return c->ids + (size_t)(label * c->nt + t) * c->T;
 }
 
-/* The template of sample `index` in `epoch`: a function of (seed, epoch, index) only. */
-static int template_of(uint64_t seed, int64_t epoch, int index, int nt) {
-    cg_rng r;
-    cg_rng_seed(&r, seed * 0x9E3779B97F4A7C15ull + (uint64_t)epoch * 0xBF58476D1CE4E5B9ull + (uint64_t)index + 1);
-    return (int)cg_rng_below(&r, (uint64_t)nt);
-}
-
 /* ------------------------------------------------------------------ evaluation */
 
 typedef struct {
+    int zeroshot;              /* top1/top5 measured (Fashion-MNIST classes) */
     double top1, top5;
     eval_retrieval retr;
     int n_images, n_retrieval;
@@ -138,7 +171,7 @@ static int evaluate(clip_model *m, const fmnist_set *set, const captions *cap, i
     if (!rc && R > 1) {
         int32_t *ids = cg_xmalloc((size_t)R * cap->T * sizeof *ids);
         for (int i = 0; i < R; i++)
-            memcpy(ids + (size_t)i * cap->T, caption_row(cap, set->labels[i], template_of(seed, -1, i, cap->nt)),
+            memcpy(ids + (size_t)i * cap->T, caption_row(cap, set->labels[i], fmnist_template_of(cap->lang, seed, -1, i)),
                    (size_t)cap->T * sizeof *ids);
         float *remb = cg_xmalloc((size_t)R * E * sizeof *remb);
         rc = clip_model_encode_texts(m, ids, R, cap->T, remb);
@@ -146,17 +179,56 @@ static int evaluate(clip_model *m, const fmnist_set *set, const captions *cap, i
         free(ids);
         free(remb);
     }
+    r->zeroshot = 1;
     r->n_images = N;
     r->n_retrieval = R;
     free(imgs); free(iemb); free(temb); free(cls);
     return rc;
 }
 
+/* Retrieval on a manifest or shards: the first `samples` usable pairs in file order (centre
+ * crop, no augmentation), each image against its own caption. */
+static int evaluate_files(clip_model *m, const text_tokenizer *tok, int T, const loader_opts *lo, int samples,
+                          eval_result *r) {
+    loader *l;
+    int rc = loader_open(lo, 0, &l);
+    if (rc) return rc;
+    int E = m->embed_dim, S = lo->image_size, chunk = 64;
+    int64_t limit = loader_epoch_size(l);
+    int cap = samples > 0 && samples < limit ? samples : (int)(limit < 100000 ? limit : 100000);
+    size_t plane = (size_t)3 * S * S;
+    float *imgs = cg_xmalloc((size_t)chunk * plane * sizeof *imgs);
+    float *iemb = cg_xmalloc((size_t)cap * E * sizeof *iemb), *temb = cg_xmalloc((size_t)cap * E * sizeof *temb);
+    int32_t *ids = cg_xmalloc((size_t)chunk * T * sizeof *ids);
+    const char *caps[1];
+    int n = 0, b = 0;
+    /* one sample at a time so the epoch's end (file order, skips included) is never passed */
+    while (!rc && n < cap && loader_position(l) < limit) {
+        if ((rc = loader_next(l, 1, imgs + (size_t)b * plane, caps, NULL))) break;
+        text_tokenizer_encode_ex(tok, caps[0], strlen(caps[0]), ids + (size_t)b * T, T, NULL);
+        if (++b == chunk || n + b == cap || loader_position(l) >= limit) {
+            clip_model_encode_images(m, imgs, b, S, iemb + (size_t)n * E);
+            rc = clip_model_encode_texts(m, ids, b, T, temb + (size_t)n * E);
+            n += b;
+            b = 0;
+        }
+    }
+    memset(r, 0, sizeof *r);
+    if (!rc && n < 2) rc = cg_error_set(CG_ERR_FORMAT, "%s: fewer than 2 usable samples to evaluate retrieval on", lo->spec);
+    if (!rc) eval_retrieval_metrics(iemb, temb, n, E, &r->retr);
+    r->n_images = r->n_retrieval = n;
+    loader_close(l);
+    free(imgs); free(iemb); free(temb); free(ids);
+    return rc;
+}
+
 static void eval_to_metrics(const eval_result *r, const char **tags, double *vals, int *n) {
     int k = 0;
 #define ADD(t, v) do { tags[k] = t; vals[k++] = v; } while (0)
-    ADD("val/fmnist-zeroshot-top1", r->top1);
-    ADD("val/fmnist-zeroshot-top5", r->top5);
+    if (r->zeroshot) {
+        ADD("val/fmnist-zeroshot-top1", r->top1);
+        ADD("val/fmnist-zeroshot-top5", r->top5);
+    }
     ADD("val/image_to_text_R@1", r->retr.image_to_text.r1);
     ADD("val/image_to_text_R@5", r->retr.image_to_text.r5);
     ADD("val/image_to_text_R@10", r->retr.image_to_text.r10);
@@ -179,11 +251,22 @@ typedef struct {
     int T;
 } run_model;
 
-static int vocab_learn_for(const char *encoder, const fmnist_set *set_unused, const char *path, int vocab_size) {
-    (void)set_unused;
+/* Learn a vocabulary for `encoder` into `path`: from Fashion-MNIST's class captions, or from the
+ * captions of the training manifest / shards (`data`, the first VOCAB_LEARN_CAPTIONS of them). */
+#define VOCAB_LEARN_CAPTIONS 200000
+static int vocab_learn_for(const char *encoder, const loader_opts *data, const char *path, int vocab_size) {
     text_tok_defaults d;
     int rc = text_tok_defaults_for(encoder, &d);
     if (rc) return rc;
+    if (data && loader_kind_of(data) != DATA_FMNIST) {
+        char **texts;
+        int n;
+        if ((rc = loader_captions(data, VOCAB_LEARN_CAPTIONS, &texts, &n))) return rc;
+        rc = text_tokenizer_learn(d.kind, (const char *const *)texts, (size_t)n, vocab_size, d.lower_case, path);
+        for (int i = 0; i < n; i++) free(texts[i]);
+        free(texts);
+        return rc;
+    }
     fmnist_lang lang = d.kind == TEXT_TOK_WORDPIECE ? FMNIST_ZH : FMNIST_EN;
     int nt = fmnist_n_templates(lang);
     char **texts = cg_xcalloc((size_t)FMNIST_CLASSES * nt, sizeof *texts);
@@ -210,7 +293,7 @@ static const char *learned_vocab_name(const char *encoder) {
 static int run_model_build(run_model *rm, const char *run_dir, const char *image_encoder, const char *text_encoder,
                            const char *text_pretrained, const char *image_pretrained, const char *vocab, int learn,
                            int vocab_size, int context, int embed_dim, double drop_path, uint64_t seed,
-                           int freeze_text) {
+                           int freeze_text, const loader_opts *vocab_data) {
     memset(rm, 0, sizeof *rm);
     text_tok_options to = {0};
     int rc;
@@ -221,7 +304,7 @@ static int run_model_build(run_model *rm, const char *run_dir, const char *image
     else {
         rm->vocab_path = cg_path_join(run_dir, learned_vocab_name(text_encoder));
         if (learn) {
-            rc = vocab_learn_for(text_encoder, NULL, rm->vocab_path, vocab_size);
+            rc = vocab_learn_for(text_encoder, vocab_data, rm->vocab_path, vocab_size);
             if (rc) return rc;
         }
         to.vocab = rm->vocab_path;
@@ -254,6 +337,24 @@ static void run_model_free(run_model *rm) {
     memset(rm, 0, sizeof *rm);
 }
 
+/* Evaluate on the run's eval set: Fashion-MNIST (zero-shot + retrieval) or a manifest / shards
+ * (retrieval). */
+static int evaluate_on(clip_model *m, const run_model *rm, const fmnist_set *fm, const loader_opts *lo, int image_size,
+                       int samples, int retrieval_samples, uint64_t seed, eval_result *r) {
+    memset(r, 0, sizeof *r);
+    if (fm && fm->n > 0) return evaluate(m, fm, &rm->cap, image_size, samples, retrieval_samples, seed, r);
+    return evaluate_files(m, rm->tok, rm->T, lo, retrieval_samples, r);
+}
+
+static void eval_print(const char *prefix, const eval_result *r, const char *spec) {
+    if (r->zeroshot)
+        printf("%szero-shot top-1 %.4f, top-5 %.4f on %d images of %s; ", prefix, r->top1, r->top5, r->n_images, spec);
+    else
+        printf("%s", prefix);
+    printf("retrieval R@1 image->text %.4f, text->image %.4f on %d pairs\n", r->retr.image_to_text.r1,
+           r->retr.text_to_image.r1, r->n_retrieval);
+}
+
 /* ------------------------------------------------------------------ training */
 
 static cJSON *options_json(const train_options *o, const run_model *rm, int64_t total_steps, int64_t warmup) {
@@ -261,7 +362,20 @@ static cJSON *options_json(const train_options *o, const run_model *rm, int64_t 
     cJSON_AddStringToObject(c, "image_encoder", o->image_encoder);
     cJSON_AddStringToObject(c, "text_encoder", o->text_encoder);
     cJSON_AddStringToObject(c, "data", o->data);
-    cJSON_AddStringToObject(c, "eval_data", o->eval_data ? o->eval_data : "fmnist:test");
+    if (eval_spec_of(o)) cJSON_AddStringToObject(c, "eval_data", eval_spec_of(o));
+    else cJSON_AddNullToObject(c, "eval_data");
+    if (o->dataset_type) cJSON_AddStringToObject(c, "dataset_type", o->dataset_type);
+    if (o->csv_img_key) cJSON_AddStringToObject(c, "csv_img_key", o->csv_img_key);
+    if (o->csv_caption_key) cJSON_AddStringToObject(c, "csv_caption_key", o->csv_caption_key);
+    if (o->csv_separator) {
+        char sep[2] = {o->csv_separator, 0};
+        cJSON_AddStringToObject(c, "csv_separator", sep);
+    }
+    if (o->image_tsv) cJSON_AddStringToObject(c, "image_tsv", o->image_tsv);
+    if (o->eval_image_tsv) cJSON_AddStringToObject(c, "eval_image_tsv", o->eval_image_tsv);
+    cJSON_AddNumberToObject(c, "workers", o->workers);
+    cJSON_AddNumberToObject(c, "shuffle_buffer", o->shuffle_buffer);
+    cJSON_AddBoolToObject(c, "hflip", o->hflip);
     cJSON_AddStringToObject(c, "device", "cpu");
     if (o->text_pretrained) cJSON_AddStringToObject(c, "text_pretrained", o->text_pretrained);
     if (o->image_pretrained) cJSON_AddStringToObject(c, "image_pretrained", o->image_pretrained);
@@ -290,7 +404,7 @@ static cJSON *options_json(const train_options *o, const run_model *rm, int64_t 
 
 /* The checks --resume makes against the run's config.json: the model and data must match. */
 static int check_resume_config(const char *path, const cJSON *now) {
-    static const char *const keys[] = {"image_encoder", "text_encoder", "data", "batch_size", "image_size",
+    static const char *const keys[] = {"image_encoder", "text_encoder", "data", "batch_size", "image_size", "hflip",
                                        "context_length", "embed_dim", "seed", "steps", NULL};
     cg_json_doc doc;
     int rc = cg_json_load(path, &doc);
@@ -308,15 +422,6 @@ static int check_resume_config(const char *path, const cJSON *now) {
     return rc;
 }
 
-static void shuffle(int *perm, int n, uint64_t seed, int64_t epoch) {
-    cg_rng r;
-    cg_rng_seed(&r, seed ^ (0xD1B54A32D192ED03ull * (uint64_t)(epoch + 1)));
-    for (int i = 0; i < n; i++) perm[i] = i;
-    for (int i = n - 1; i > 0; i--) {
-        int j = (int)cg_rng_below(&r, (uint64_t)i + 1);
-        int t = perm[i]; perm[i] = perm[j]; perm[j] = t;
-    }
-}
 
 static int write_json_file(const char *dir, const char *name, cJSON *obj) {
     char *path = cg_path_join(dir, name), *text = cg_json_print(obj, 1);
@@ -327,9 +432,9 @@ static int write_json_file(const char *dir, const char *name, cJSON *obj) {
 }
 
 int train_run(const train_options *o) {
-    const char *split, *eval_split;
-    int rc = parse_data("--data", o->data, &split);
-    if (!rc) rc = parse_data("--eval-data", o->eval_data ? o->eval_data : "fmnist:test", &eval_split);
+    const char *eval_spec = eval_spec_of(o);
+    int rc = check_data_spec("--data", o->data, o->dataset_type);
+    if (!rc && eval_spec) rc = check_data_spec("--eval-data", eval_spec, NULL);
     if (!rc && (!o->image_encoder || !o->text_encoder || !o->out))
         rc = cg_error_set(CG_ERR_USAGE, "train needs --image-encoder, --text-encoder and --out");
     if (!rc && (o->accum_steps < 1 || o->batch_size % o->accum_steps || o->batch_size / o->accum_steps < 2))
@@ -351,25 +456,27 @@ int train_run(const train_options *o) {
                      "or choose another --out", o->out, latest);
         return 2;
     }
-    fmnist_set train_set, eval_set;
-    if ((rc = fmnist_load(NULL, split, &train_set))) { cg_log_error("%s", cg_error_message()); return 4; }
-    if ((rc = fmnist_load(NULL, eval_split, &eval_set))) { cg_log_error("%s", cg_error_message()); fmnist_free(&train_set); return 4; }
+    loader_opts train_lo, eval_lo;
+    loader_opts_for(o, o->data, 1, FMNIST_EN, &train_lo);
+    fmnist_set eval_set;
+    memset(&eval_set, 0, sizeof eval_set);
+    int eval_fmnist = eval_spec && !strncmp(eval_spec, "fmnist:", 7);
+    if (eval_fmnist && (rc = fmnist_load(NULL, eval_spec + 7, &eval_set))) { cg_log_error("%s", cg_error_message()); return 4; }
 
     run_model rm;
     rc = run_model_build(&rm, o->out, o->image_encoder, o->text_encoder, o->text_pretrained, o->image_pretrained, o->vocab,
-                         !have_ckpt, o->vocab_size, o->context_length, o->embed_dim, o->drop_path, o->seed, o->freeze_text);
+                         !have_ckpt, o->vocab_size, o->context_length, o->embed_dim, o->drop_path, o->seed, o->freeze_text,
+                         &train_lo);
     if (rc) {
         cg_log_error("%s", cg_error_message());
         run_model_free(&rm);
-        fmnist_free(&train_set); fmnist_free(&eval_set);
+        fmnist_free(&eval_set);
         return rc == CG_ERR_USAGE || rc == CG_ERR_CONFIG ? 2 : 4;
     }
+    train_lo.lang = rm.cap.lang;
+    loader_opts_for(o, eval_spec, 0, rm.cap.lang, &eval_lo);
     clip_model *m = &rm.model;
     int B = o->batch_size, S = o->image_size, T = rm.T;
-    int64_t spe = train_set.n / B;
-    int64_t total = o->steps > 0 ? o->steps : (int64_t)ceil(o->epochs * (double)spe);
-    if (total < 1) total = 1;
-    int64_t warmup = o->warmup >= 0 ? o->warmup : (total / 10 < 500 ? total / 10 : 500);
 
     adamw_state opt_img, opt_txt, opt_scale;
     adamw_init(&opt_img, &m->image.params);
@@ -378,15 +485,14 @@ int train_run(const train_options *o) {
     ckpt_group groups[3] = {{"visual.", &m->image.params, &opt_img},
                             {"text.", &m->text.params, o->freeze_text ? NULL : &opt_txt},
                             {"", &m->scale, &opt_scale}};
-    cJSON *config = options_json(o, &rm, total, warmup);
+    cJSON *config = NULL;
     char *config_path = cg_path_join(o->out, "config.json");
-    int64_t start_step = 0;
+    int64_t start_step = 0, data_position = 0, skipped_before = 0;
     int exit_code = 0;
+    loader *data = NULL;
     if (have_ckpt) {
         cJSON *state = NULL;
-        rc = check_resume_config(config_path, config);
-        if (!rc) rc = ckpt_load(o->out, latest, groups, 3, &state);
-        if (rc) {
+        if ((rc = ckpt_load(o->out, latest, groups, 3, &state))) {
             cg_log_error("%s", cg_error_message());
             exit_code = 2;
             goto done;
@@ -394,8 +500,32 @@ int train_run(const train_options *o) {
         const cJSON *dp = cJSON_GetObjectItemCaseSensitive(state, "drop_path_rng");
         if (cJSON_IsString(dp)) m->image.rng.state = strtoull(dp->valuestring, NULL, 16);
         start_step = latest;
+        const cJSON *pos = cJSON_GetObjectItemCaseSensitive(state, "data_stream_position");
+        const cJSON *sk = cJSON_GetObjectItemCaseSensitive(state, "data_skipped");
+        /* checkpoints from before the threaded loader: every step took exactly B samples */
+        data_position = cJSON_IsNumber(pos) ? (int64_t)pos->valuedouble : start_step * B;
+        skipped_before = cJSON_IsNumber(sk) ? (int64_t)sk->valuedouble : 0;
         cJSON_Delete(state);
-        printf("resuming %s from step %" PRId64 " of %" PRId64 "\n", o->out, start_step, total);
+    }
+    if ((rc = loader_open(&train_lo, data_position, &data))) {
+        cg_log_error("%s", cg_error_message());
+        exit_code = 4;
+        goto done;
+    }
+    int64_t spe = loader_epoch_size(data) / B;
+    if (spe < 1) spe = 1;
+    int64_t total = o->steps > 0 ? o->steps : (int64_t)ceil(o->epochs * (double)spe);
+    if (total < 1) total = 1;
+    int64_t warmup = o->warmup >= 0 ? o->warmup : (total / 10 < 500 ? total / 10 : 500);
+    config = options_json(o, &rm, total, warmup);
+    if (have_ckpt) {
+        if ((rc = check_resume_config(config_path, config))) {
+            cg_log_error("%s", cg_error_message());
+            exit_code = 2;
+            goto done;
+        }
+        printf("resuming %s from step %" PRId64 " of %" PRId64 " (data position %" PRId64 ")\n", o->out, start_step, total,
+               data_position);
     } else if ((rc = write_json_file(o->out, "config.json", config))) {
         cg_log_error("%s", cg_error_message());
         exit_code = 4;
@@ -408,24 +538,23 @@ int train_run(const train_options *o) {
     size_t plane = (size_t)3 * S * S;
     float *images = cg_xmalloc((size_t)B * plane * sizeof *images);
     int32_t *ids = cg_xmalloc((size_t)B * T * sizeof *ids);
-    int *perm = cg_xmalloc((size_t)train_set.n * sizeof *perm);
-    int64_t perm_epoch = -1;
-    double t_start = now_s(), t_train = 0, last_progress = 0, loss_sum = 0;
+    const char **caps = cg_xmalloc((size_t)B * sizeof *caps);
+    double t_start = now_s(), t_train = 0, t_data = 0, last_progress = 0, loss_sum = 0;
     int loss_count = 0, tty = isatty(1);
     float loss = 0;
-    printf("training %s x %s: %" PRId64 " steps of %d images (%dx%d), %d threads, out %s\n", o->image_encoder,
-           o->text_encoder, total, B, S, S, omp_get_max_threads(), o->out);
+    printf("training %s x %s: %" PRId64 " steps of %d images (%dx%d), %d threads, %d data workers, %s (%" PRId64
+           " samples an epoch), out %s\n", o->image_encoder, o->text_encoder, total, B, S, S, omp_get_max_threads(),
+           train_lo.workers, o->data, loader_epoch_size(data), o->out);
     fflush(stdout);
     for (int64_t step = start_step; step < total; step++) {
         double t0 = now_s();
-        int64_t epoch = step / spe, pos = step % spe;
-        if (epoch != perm_epoch) { shuffle(perm, train_set.n, o->seed, epoch); perm_epoch = epoch; }
-        const int *idx = perm + pos * B;
-        #pragma omp parallel for schedule(static)
-        for (int i = 0; i < B; i++) fmnist_image(&train_set, idx[i], S, 1, o->seed, epoch, images + (size_t)i * plane);
-        for (int i = 0; i < B; i++)
-            memcpy(ids + (size_t)i * T, caption_row(&rm.cap, train_set.labels[idx[i]], template_of(o->seed, epoch, idx[i], rm.cap.nt)),
-                   (size_t)T * sizeof *ids);
+        if ((rc = loader_next(data, B, images, caps, NULL))) {
+            cg_log_error("step %" PRId64 ": %s", step + 1, cg_error_message());
+            exit_code = 4;
+            break;
+        }
+        text_tokenizer_encode_batch(rm.tok, caps, (size_t)B, ids, T, NULL);
+        t_data += now_s() - t0;
         float acc = 0;
         if ((rc = clip_model_step_accum(m, images, B, S, ids, T, o->accum_steps, &loss, &acc))) {
             cg_log_error("step %" PRId64 ": %s", step + 1, cg_error_message());
@@ -457,9 +586,11 @@ int train_run(const train_options *o) {
         int64_t done = step + 1;
         double ips = (double)(done - start_step) * B / (t_train > 0 ? t_train : 1e-9);
         if (done % o->log_every == 0 || done == total) {
-            const char *tags[5] = {"train/loss", "train/lr", "train/scale", "train/grad_norm", "train/samples_per_second"};
-            double vals[5] = {loss, lr, exp(m->scale.params[0]), gnorm, ips};
-            metrics_write(&ml, done, tags, vals, 5);
+            const char *tags[7] = {"train/loss", "train/lr", "train/scale", "train/grad_norm", "train/samples_per_second",
+                                   "data/skipped", "data/wait_fraction"};
+            double vals[7] = {loss, lr, exp(m->scale.params[0]), gnorm, ips, (double)(skipped_before + loader_skipped(data)),
+                              t_data / (t_train > 0 ? t_train : 1e-9)};
+            metrics_write(&ml, done, tags, vals, 7);
             double eta = (double)(total - done) * B / (ips > 0 ? ips : 1);
             printf(tty ? "\rstep %" PRId64 "/%" PRId64 "  loss %.4f  acc %.2f  lr %.2e  scale %.1f  %.0f img/s  ETA %.0f s   "
                        : "step %" PRId64 "/%" PRId64 "  loss %.4f  acc %.2f  lr %.2e  scale %.1f  %.0f img/s  ETA %.0f s\n",
@@ -470,16 +601,19 @@ int train_run(const train_options *o) {
             metrics_progress(o->out, done, total, loss, (double)(total - done) * B / (ips > 0 ? ips : 1), ips);
             last_progress = now_s();
         }
-        if (o->eval_every > 0 && done % o->eval_every == 0 && done != total) {
+        if (eval_spec && o->eval_every > 0 && done % o->eval_every == 0 && done != total) {
             eval_result er;
-            if (evaluate(m, &eval_set, &rm.cap, S, o->eval_samples, o->retrieval_samples, o->seed, &er) == CG_OK) {
+            if (evaluate_on(m, &rm, &eval_set, &eval_lo, S, o->eval_samples, o->retrieval_samples, o->seed, &er) == CG_OK) {
                 const char *tags[16];
                 double vals[16];
                 int n;
                 eval_to_metrics(&er, tags, vals, &n);
                 metrics_write(&ml, done, tags, vals, n);
-                printf("%seval at step %" PRId64 ": zero-shot top-1 %.4f top-5 %.4f (%d images)\n", tty ? "\n" : "", done,
-                       er.top1, er.top5, er.n_images);
+                char prefix[64];
+                snprintf(prefix, sizeof prefix, "%seval at step %" PRId64 ": ", tty ? "\n" : "", done);
+                eval_print(prefix, &er, eval_spec);
+            } else {
+                cg_log_warn("eval at step %" PRId64 ": %s", done, cg_error_message());
             }
         }
         if ((o->save_every > 0 && done % o->save_every == 0) || done == total) {
@@ -487,8 +621,10 @@ int train_run(const train_options *o) {
             char rng[32];
             snprintf(rng, sizeof rng, "%016" PRIx64, m->image.rng.state);
             cJSON_AddStringToObject(state, "drop_path_rng", rng);
-            cJSON_AddNumberToObject(state, "epoch", (double)(done / spe));
-            cJSON_AddNumberToObject(state, "data_position", (double)((done % spe) * B));
+            int64_t position = loader_position(data);
+            cJSON_AddNumberToObject(state, "epoch", (double)(position / loader_epoch_size(data)));
+            cJSON_AddNumberToObject(state, "data_stream_position", (double)position);
+            cJSON_AddNumberToObject(state, "data_skipped", (double)(skipped_before + loader_skipped(data)));
             rc = ckpt_save(o->out, done, groups, 3, state);
             cJSON_Delete(state);
             if (rc) { cg_log_error("%s", cg_error_message()); exit_code = 4; break; }
@@ -499,40 +635,49 @@ int train_run(const train_options *o) {
     if (exit_code == 0) {
         eval_result er;
         memset(&er, 0, sizeof er);
-        rc = evaluate(m, &eval_set, &rm.cap, S, o->eval_samples, o->retrieval_samples, o->seed, &er);
-        if (rc) { cg_log_error("%s", cg_error_message()); exit_code = 1; }
         const char *tags[16];
         double vals[16];
-        int n;
-        eval_to_metrics(&er, tags, vals, &n);
-        metrics_write(&ml, total, tags, vals, n);
+        int n = 0;
+        if (eval_spec) {
+            rc = evaluate_on(m, &rm, &eval_set, &eval_lo, S, o->eval_samples, o->retrieval_samples, o->seed, &er);
+            if (rc) { cg_log_error("%s", cg_error_message()); exit_code = 1; }
+            eval_to_metrics(&er, tags, vals, &n);
+            metrics_write(&ml, total, tags, vals, n);
+        }
+        int64_t skipped = skipped_before + loader_skipped(data);
         cJSON *res = cJSON_CreateObject();
         cJSON_AddStringToObject(res, "image_encoder", o->image_encoder);
         cJSON_AddStringToObject(res, "text_encoder", o->text_encoder);
         cJSON_AddNumberToObject(res, "steps", (double)total);
-        cJSON_AddNumberToObject(res, "zeroshot_top1", er.top1);
-        cJSON_AddNumberToObject(res, "zeroshot_top5", er.top5);
-        cJSON_AddNumberToObject(res, "eval_images", er.n_images);
+        if (er.zeroshot) {
+            cJSON_AddNumberToObject(res, "zeroshot_top1", er.top1);
+            cJSON_AddNumberToObject(res, "zeroshot_top5", er.top5);
+        }
+        if (eval_spec) {
+            cJSON_AddStringToObject(res, "eval_data", eval_spec);
+            cJSON_AddNumberToObject(res, "eval_images", er.n_images);
+        }
+        cJSON_AddNumberToObject(res, "data_skipped", (double)skipped);
         cJSON_AddNumberToObject(res, "loss", loss_count ? loss_sum / loss_count : loss);
         cJSON_AddNumberToObject(res, "final_step_loss", loss);
         cJSON_AddNumberToObject(res, "images_per_s", (double)(total - start_step) * B / (t_train > 0 ? t_train : 1e-9));
         cJSON_AddNumberToObject(res, "wall_time_s", now_s() - t_start);
         cJSON_AddNumberToObject(res, "logit_scale", m->scale.params[0]);
-        for (int i = 2; i < n; i++) cJSON_AddNumberToObject(res, tags[i] + 4, vals[i]);  /* drop "val/" */
+        for (int i = er.zeroshot ? 2 : 0; i < n; i++) cJSON_AddNumberToObject(res, tags[i] + 4, vals[i]);  /* drop "val/" */
         write_json_file(o->out, "result.json", res);
-        printf("done: zero-shot top-1 %.4f, top-5 %.4f on %d %s images; mean loss %.4f; %.0f images/s\n", er.top1,
-               er.top5, er.n_images, eval_split, loss_count ? loss_sum / loss_count : loss,
-               cJSON_GetObjectItem(res, "images_per_s")->valuedouble);
+        printf("done: mean loss %.4f; %.0f images/s; %" PRId64 " samples skipped\n", loss_count ? loss_sum / loss_count : loss,
+               cJSON_GetObjectItem(res, "images_per_s")->valuedouble, skipped);
+        if (eval_spec) eval_print("", &er, eval_spec);
         cJSON_Delete(res);
     }
     metrics_close(&ml);
-    free(images); free(ids); free(perm);
+    free(images); free(ids); free(caps);
 done:
     free(config_path);
     cJSON_Delete(config);
     adamw_free(&opt_img); adamw_free(&opt_txt); adamw_free(&opt_scale);
     run_model_free(&rm);
-    fmnist_free(&train_set);
+    loader_close(data);
     fmnist_free(&eval_set);
     return exit_code;
 }
@@ -540,8 +685,7 @@ done:
 /* ------------------------------------------------------------------ clipgrid eval */
 
 int eval_run(const char *run_dir, const char *data, int64_t step, int eval_samples, int retrieval_samples, int threads) {
-    const char *split;
-    int rc = parse_data("--data", data, &split);
+    int rc = check_data_spec("--data", data, NULL);
     if (rc) { cg_log_error("%s", cg_error_message()); return 2; }
     if (threads > 0) omp_set_num_threads(threads);
     char *cpath = cg_path_join(run_dir, "config.json");
@@ -557,11 +701,25 @@ int eval_run(const char *run_dir, const char *data, int64_t step, int eval_sampl
         return 2;
     }
     fmnist_set set;
-    if ((rc = fmnist_load(NULL, split, &set))) { cg_log_error("%s", cg_error_message()); cg_json_free(&doc); return 4; }
+    memset(&set, 0, sizeof set);
+    if (!strncmp(data, "fmnist:", 7) && (rc = fmnist_load(NULL, data + 7, &set))) {
+        cg_log_error("%s", cg_error_message());
+        cg_json_free(&doc);
+        return 4;
+    }
+    /* the manifest settings the run was trained with */
+    train_options o;
+    train_options_defaults(&o);
+    o.csv_img_key = STR("csv_img_key");
+    o.csv_caption_key = STR("csv_caption_key");
+    o.csv_separator = STR("csv_separator") ? STR("csv_separator")[0] : 0;
+    o.eval_image_tsv = STR("eval_image_tsv");
+    o.image_size = (int)NUM("image_size");
+    o.hflip = 0;
     run_model rm;
     rc = run_model_build(&rm, run_dir, STR("image_encoder") ? STR("image_encoder") : "?", STR("text_encoder") ? STR("text_encoder") : "?",
                          STR("text_pretrained"), NULL, STR("vocab"), 0, 0, (int)NUM("context_length"), (int)NUM("embed_dim"),
-                         0, (uint64_t)NUM("seed"), 0);
+                         0, (uint64_t)NUM("seed"), 0, NULL);
     int exit_code = 0;
     if (!rc) {
         char *mpath = cg_xasprintf("%s/checkpoints/step_%" PRId64 ".safetensors", run_dir, step);
@@ -572,8 +730,12 @@ int eval_run(const char *run_dir, const char *data, int64_t step, int eval_sampl
     }
     eval_result er;
     memset(&er, 0, sizeof er);
-    if (!rc) rc = evaluate(&rm.model, &set, &rm.cap, (int)NUM("image_size"), eval_samples, retrieval_samples,
-                           (uint64_t)NUM("seed"), &er);
+    loader_opts lo;
+    if (!rc) {
+        loader_opts_for(&o, data, 0, rm.cap.lang, &lo);
+        rc = evaluate_on(&rm.model, &rm, &set, &lo, (int)NUM("image_size"), eval_samples, retrieval_samples,
+                         (uint64_t)NUM("seed"), &er);
+    }
     if (rc) {
         cg_log_error("%s", cg_error_message());
         exit_code = 2;
@@ -587,6 +749,7 @@ int eval_run(const char *run_dir, const char *data, int64_t step, int eval_sampl
         cJSON_AddNumberToObject(res, "step", (double)step);
         cJSON_AddStringToObject(res, "data", data);
         cJSON_AddNumberToObject(res, "images", er.n_images);
+        cJSON_AddNumberToObject(res, "retrieval_pairs", er.n_retrieval);
         for (int i = 0; i < n; i++) cJSON_AddNumberToObject(res, tags[i] + 4, vals[i]);
         char *text = cg_json_print(res, 1);
         printf("%s\n", text);

@@ -15,7 +15,13 @@
 
 typedef struct {
     const char *image_encoder, *text_encoder;
-    const char *data, *eval_data;     /* "fmnist:train", "fmnist:test" */
+    const char *data, *eval_data;     /* --data / --eval-data specs (data/loader.h); eval_data NULL: the default,
+                                       * "" none */
+    const char *dataset_type;         /* NULL/"auto", fmnist, csv, jsonl, webdataset */
+    const char *csv_img_key, *csv_caption_key;
+    char csv_separator;               /* 0: from the suffix */
+    const char *image_tsv, *eval_image_tsv;   /* Chinese-CLIP image TSVs */
+    int workers, shuffle_buffer, hflip;
     const char *out;
     const char *device;               /* "cpu" (the CUDA backend is not built yet) */
     const char *text_pretrained, *image_pretrained, *vocab;
