@@ -186,7 +186,10 @@ static void test_missing_columns_and_files(void) {
     manifest_opts o = {.img_key = "path"};
     CHECK_EQ_INT(manifest_parse_csv("train.csv", csv, strlen(csv), &o, &m), CG_ERR_FORMAT);
     CHECK_EQ_STR(cg_error_message(), "train.csv:1: no column \"title\" (columns: path, caption)");
-    /* the header is found after blank lines and a BOM; a file with nothing is an error */
+    /* the header is found after blank lines and a BOM; empty column names are listed as such */
+    CHECK_EQ_INT(manifest_parse_csv("b.csv", "\n\r\n,\t\n\n", 7, NULL, &m), CG_ERR_FORMAT);
+    CHECK_EQ_STR(cg_error_message(), "b.csv:3: no column \"filepath\" (columns: , \t)");
+    /* a file with nothing is an error */
     CHECK_EQ_INT(manifest_parse_csv("e.csv", "\xEF\xBB\xBF\r\n\n", 6, NULL, &m), CG_ERR_FORMAT);
     CHECK_EQ_STR(cg_error_message(), "e.csv: empty file, no header row");
     char *empty = write_tmp("empty.csv", "", 0);

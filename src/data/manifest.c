@@ -195,6 +195,7 @@ static void rec_free(csv_record *r) {
 static int csv_next_record(const char *s, size_t len, size_t *pos, char sep, long long *line, csv_record *r) {
     size_t i = *pos;
     if (i >= len) return 0;
+    if (!r->buf) r->buf = cg_xmalloc(r->cap = 256);   /* never NULL, even for empty fields */
     r->n = 0;
     r->nf = 0;
     r->unterminated = 0;
@@ -254,7 +255,7 @@ static int csv_find_column(const csv_record *h, const char *key) {
 }
 
 /* "file:1: no column "filepath" (columns: path, caption)". */
-static int csv_missing_column(const char *name, const csv_record *h, const char *key) {
+static int csv_missing_column(const char *name, long long line, const csv_record *h, const char *key) {
     size_t cap = 256, n = 0;
     char *cols = cg_xmalloc(cap);
     cols[0] = 0;
@@ -263,7 +264,7 @@ static int csv_missing_column(const char *name, const csv_record *h, const char 
         if (need > cap) cols = cg_xrealloc(cols, cap = need * 2);
         n += (size_t)sprintf(cols + n, "%s%.*s", k ? ", " : "", (int)h->len[k], h->buf + h->start[k]);
     }
-    int rc = cg_error_set(CG_ERR_FORMAT, "%s:1: no column \"%s\" (columns: %s)", name, key, cols);
+    int rc = cg_error_set(CG_ERR_FORMAT, "%s:%lld: no column \"%s\" (columns: %s)", name, line, key, cols);
     free(cols);
     return rc;
 }
@@ -298,7 +299,7 @@ int manifest_parse_csv(const char *name, const char *text, size_t len, const man
     }
     int ci = csv_find_column(&hdr, img_key), cc = csv_find_column(&hdr, cap_key);
     if (ci < 0 || cc < 0) {
-        int rc = csv_missing_column(name, &hdr, ci < 0 ? img_key : cap_key);
+        int rc = csv_missing_column(name, rec_line, &hdr, ci < 0 ? img_key : cap_key);
         rec_free(&hdr);
         return rc;
     }

@@ -374,15 +374,15 @@ void wds_close(wds_reader *r) {
 /* Advance to the next member that webdataset would group: 1 (r->member set), 0 at the end,
  * or an error. Directories, links, metadata and names without an extension are passed over. */
 static int next_member(wds_reader *r) {
-    for (;;) {
+    for (int retries = 0;;) {
         struct archive_entry *e;
         int rc = archive_read_next_header(r->a, &e);
         if (rc == ARCHIVE_EOF) {
             r->done = 1;
             return 0;
         }
-        if (rc == ARCHIVE_RETRY) continue;
-        if (rc < ARCHIVE_WARN) {
+        if (rc == ARCHIVE_RETRY && ++retries < 100) continue;   /* libarchive: "retry might succeed" */
+        if (rc < ARCHIVE_WARN || rc == ARCHIVE_RETRY) {   /* (RETRY, -10, is above WARN, -20) */
             if (!r->n_members) return reader_fail(r, CG_ERR_FORMAT, "not a readable tar (%s)", archive_why(r));
             return reader_fail(r, CG_ERR_FORMAT, "truncated or corrupt after member %s (%s)", r->member, archive_why(r));
         }
@@ -406,12 +406,14 @@ static int next_member(wds_reader *r) {
 static int read_member(wds_reader *r, char **out, size_t *n) {
     size_t size = (size_t)r->member_size, cap = size < 65536 ? size + 1 : 65536, got = 0;
     char *buf = cg_xmalloc(cap);
+    int soft = 0;
     while (got < size) {
         if (cap - 1 == got) {
             cap = cap * 2 - 1 < size + 1 ? cap * 2 - 1 : size + 1;
             buf = cg_xrealloc(buf, cap);
         }
         la_ssize_t k = archive_read_data(r->a, buf + got, cap - 1 - got);
+        if ((k == ARCHIVE_WARN || k == ARCHIVE_RETRY) && ++soft < 100) continue;   /* no bytes, go on */
         if (k <= 0) {
             free(buf);
             if (k < 0) return reader_fail(r, CG_ERR_FORMAT, "truncated or corrupt data in member %s (%s)", r->member, archive_why(r));
