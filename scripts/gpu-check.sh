@@ -4,14 +4,24 @@
 #   bash scripts/gpu-check.sh prepare   here (no GPU needed): build build-gpu/ (Release, CUDA on),
 #                                       compile bench/gpu_busy.cu, copy the shared libraries the
 #                                       binaries need into build-gpu/lib (the GPU machine has no
-#                                       package registry)
+#                                       package registry), and pack what `run` needs into
+#                                       build-gpu/bundle.tar.gz (~15 MB: carry that one file)
 #   bash scripts/gpu-check.sh [run]     on the GPU machine: real NVML, real CUDA jobs through
-#                                       `clipgrid run`; prints a table last; JSON to $OUT if set
+#                                       `clipgrid run`, the CUDA layer tests; prints a table last;
+#                                       JSON and logs to $OUT if set
 #
 # Checks: `clipgrid gpus` against nvidia-smi; CUDA_VISIBLE_DEVICES=<NVML UUID> pins a job to the
 # GPU the launcher chose (the job's CUDA runtime reports the same UUID); the launcher waits for a
 # GPU kept busy by another process and starts when it is free; it starts anyway after
-# --gpu-wait-timeout with a warning; SIGINT leaves no CUDA process behind; dispatch overhead.
+# --gpu-wait-timeout with a warning; SIGINT leaves no CUDA process behind; dispatch overhead;
+# every CUDA layer against the CPU reference in fp32 and bf16 (tests/test_cuda_ops), and the same
+# test under compute-sanitizer memcheck when the machine has it.
+#
+# cuBLAS is not carried: this toolkit has no static cuBLAS and libcublasLt.so.13 alone is ~540 MB,
+# over the carry limit. `run` uses the GPU machine's own libcublas.so.13/libcublasLt.so.13 (the CUDA
+# toolkit there, or the nvidia-cublas wheel beside PyTorch cu130) and says where it found them.
+#
+# On the device tool: run(command="bash scripts/gpu-check.sh run", carry=["build-gpu/bundle.tar.gz"])
 set -uo pipefail
 cd "$(dirname "$0")/.."
 B="${GPU_BUILD:-build-gpu}"
@@ -19,26 +29,62 @@ ROOT="$PWD"
 
 prepare() {
   set -e
-  cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release -DCLIPGRID_WERROR=ON >/dev/null
-  cmake --build "$B" -j "$(nproc)"
+  cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release -DCLIPGRID_WERROR="${GPU_WERROR:-ON}" >/dev/null
+  cmake --build "$B" -j "${GPU_JOBS:-$(nproc)}"
   nvcc -O2 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
        -gencode arch=compute_90,code=compute_90 -o "$B/gpu_busy" bench/gpu_busy.cu
   mkdir -p "$B/lib"
-  for lib in $(ldd "$B/clipgrid" | awk '/=> \// {print $3}'); do
-    case "$(basename "$lib")" in libc.so*|libm.so*|libpthread.so*|libdl.so*|ld-linux*) ;; *) cp -L "$lib" "$B/lib/";; esac
+  local bins=("$B/clipgrid")
+  [ -x "$B/tests/test_cuda_ops" ] && bins+=("$B/tests/test_cuda_ops")
+  for lib in $(ldd "${bins[@]}" | awk '/=> \// {print $3}' | sort -u); do
+    case "$(basename "$lib")" in
+      libc.so*|libm.so*|libpthread.so*|libdl.so*|librt.so*|ld-linux*) ;;   # the system's own
+      libcuda.so*|libnvidia*|libcublas*|libstdc++.so*) ;;                 # the GPU machine's own (see above)
+      *) cp -L "$lib" "$B/lib/";;
+    esac
   done
-  du -sh "$B/lib" "$B/clipgrid" "$B/gpu_busy"
-  echo "prepared $B (carry it to the GPU machine)"
+  local files=(clipgrid gpu_busy bench/bench_launcher tests/fake_nvml lib)
+  [ -x "$B/tests/test_cuda_ops" ] && files+=(tests/test_cuda_ops)
+  tar czf "$B/bundle.tar.gz" -C "$B" "${files[@]}"
+  du -sh "$B/lib" "$B/clipgrid" "$B/gpu_busy" "$B/bundle.tar.gz"
+  [ -x "$B/tests/test_cuda_ops" ] && du -sh "$B/tests/test_cuda_ops"
+  echo "prepared $B: carry $B/bundle.tar.gz to the GPU machine"
 }
 
 if [ "${1:-run}" = prepare ]; then prepare; exit $?; fi
 
 # ---------------------------------------------------------------- run (GPU machine)
+if [ -f "$B/bundle.tar.gz" ] && { [ ! -x "$B/clipgrid" ] || [ "$B/bundle.tar.gz" -nt "$B/clipgrid" ]; }; then
+  tar xzf "$B/bundle.tar.gz" -C "$B" || { echo "gpu-check: cannot unpack $B/bundle.tar.gz"; exit 1; }
+fi
 if [ ! -x "$B/clipgrid" ] || [ ! -x "$B/gpu_busy" ]; then
   if command -v nvcc >/dev/null && command -v cmake >/dev/null && pkg-config --exists libcjson; then prepare || exit 1
   else echo "gpu-check: $B/ is missing and this machine cannot build it: run 'bash scripts/gpu-check.sh prepare' first"; exit 1; fi
 fi
 export LD_LIBRARY_PATH="$ROOT/$B/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+
+# cuBLAS 13 of this machine (not carried, see the top): the dynamic loader's cache, the CUDA
+# toolkit, then the Python packages beside PyTorch, then a search of /usr and /opt.
+find_cublas() {
+  local f
+  f=$(ldconfig -p 2>/dev/null | awk '/libcublasLt\.so\.13 / {print $NF; exit}')
+  [ -n "$f" ] && [ -e "$f" ] && { dirname "$f"; return 0; }
+  for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda-13*/lib64 /usr/local/cuda-13*/targets/x86_64-linux/lib; do
+    [ -e "$d/libcublasLt.so.13" ] && [ -e "$d/libcublas.so.13" ] && { echo "$d"; return 0; }
+  done
+  f=$(python3 - 2>/dev/null <<'PY'
+import glob, os, sys
+for sp in sys.path:
+    for p in glob.glob(os.path.join(sp, "nvidia", "**", "libcublasLt.so.13*"), recursive=True):
+        print(os.path.dirname(p)); sys.exit(0)
+PY
+)
+  [ -n "$f" ] && { echo "$f"; return 0; }
+  f=$(find /usr /opt -name 'libcublasLt.so.13*' 2>/dev/null | head -1)
+  [ -n "$f" ] && { dirname "$f"; return 0; }
+  return 1
+}
+CUBLAS_DIR=$(find_cublas) && export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$CUBLAS_DIR"
 unset CLIPGRID_NVML_LIBRARY CUDA_VISIBLE_DEVICES
 CG="$ROOT/$B/clipgrid"; BUSY="$ROOT/$B/gpu_busy"
 W="$(mktemp -d /tmp/gpucheck.XXXXXX)"
@@ -121,6 +167,58 @@ CLIPGRID_BIN="$CG" FAKE_NVML_DIR="$ROOT/$B/tests/fake_nvml" "$ROOT/$B/bench/benc
   || record "dispatch benchmark" FAIL "$(tail -2 "$W/bench.txt")"
 cat "$W/bench.txt"
 
+# 7. every CUDA layer against the CPU reference, fp32 and bf16 (per-comparison JSON to $OUT)
+OPS="$ROOT/$B/tests/test_cuda_ops"
+if [ ! -x "$OPS" ]; then
+  record "CUDA layers = CPU (fp32, bf16)" FAIL "$B/tests/test_cuda_ops missing: prepare on a machine with nvcc"
+elif [ -z "${CUBLAS_DIR:-}" ]; then
+  record "CUDA layers = CPU (fp32, bf16)" FAIL "no libcublasLt.so.13 on this machine (looked in ldconfig, /usr/local/cuda*, python's nvidia/ packages, /usr, /opt)"
+else
+  echo "== CUDA layer tests (cuBLAS from $CUBLAS_DIR)"
+  t=$(now)
+  CLIPGRID_CUDA_OPS_JSON="$OUTDIR/cuda_ops.json" timeout 300 "$OPS" > "$OUTDIR/cuda_ops.log" 2>&1; rc=$?
+  secs=$(python3 -c "print(round($(now) - $t, 1))")
+  tail -3 "$OUTDIR/cuda_ops.log"
+  worst=$(python3 - "$OUTDIR/cuda_ops.json" 2>/dev/null <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+out = []
+for prec in ("fp32", "bf16"):
+    rs = [c for c in d["comparisons"] if c["precision"] == prec and not isinstance(c["max_rel"], str)]
+    if rs:
+        w = max(rs, key=lambda c: c["max_rel"] / c["tol"] if c["tol"] else (0 if c["max_rel"] == 0 else 1e9))
+        out.append("%s worst %.1e (%s %s, tol %.0e)" % (prec, w["max_rel"], w["layer"], w["tensor"], w["tol"]))
+print("; ".join(out))
+PY
+)
+  summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$OUTDIR/cuda_ops.log" | tail -1)
+  if [ $rc -eq 0 ]; then
+    record "CUDA layers = CPU (fp32, bf16)" PASS "$summary in ${secs} s; $worst"
+  elif [ $rc -eq 77 ]; then
+    record "CUDA layers = CPU (fp32, bf16)" FAIL "skipped: $(head -1 "$OUTDIR/cuda_ops.log")"
+  else
+    record "CUDA layers = CPU (fp32, bf16)" FAIL "rc=$rc $summary; $(grep -m3 'FAIL' "$OUTDIR/cuda_ops.log" | tr '\n' ' ' | cut -c1-300)"
+  fi
+
+  # 8. the same under compute-sanitizer memcheck (out-of-bounds and misaligned accesses, API errors)
+  if command -v compute-sanitizer >/dev/null; then
+    echo "== compute-sanitizer --tool memcheck test_cuda_ops"
+    t=$(now)
+    timeout 480 compute-sanitizer --tool memcheck --error-exitcode 99 "$OPS" > "$OUTDIR/cuda_ops_memcheck.log" 2>&1; rc=$?
+    secs=$(python3 -c "print(round($(now) - $t, 1))")
+    errs=$(grep -m1 'ERROR SUMMARY' "$OUTDIR/cuda_ops_memcheck.log")
+    if [ $rc -eq 0 ] && grep -q 'ERROR SUMMARY: 0 errors' "$OUTDIR/cuda_ops_memcheck.log"; then
+      record "memcheck clean (test_cuda_ops)" PASS "$errs in ${secs} s"
+    elif grep -qi 'device not supported\|unable to\|not supported on' "$OUTDIR/cuda_ops_memcheck.log" && ! grep -q 'Invalid\|out of bounds' "$OUTDIR/cuda_ops_memcheck.log"; then
+      record "memcheck clean (test_cuda_ops)" SKIP "compute-sanitizer cannot run here: $(grep -m1 -i 'not supported\|unable' "$OUTDIR/cuda_ops_memcheck.log" | cut -c1-160)"
+    else
+      record "memcheck clean (test_cuda_ops)" FAIL "rc=$rc ${errs:-no summary} ($(grep -m2 -E 'Invalid|out of bounds|Program hit' "$OUTDIR/cuda_ops_memcheck.log" | tr '\n' ' ' | cut -c1-200))"
+    fi
+  else
+    record "memcheck clean (test_cuda_ops)" SKIP "compute-sanitizer not on this machine"
+  fi
+fi
+
 # ---------------------------------------------------------------- table + JSON
 card=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader -i 0)
 {
@@ -133,10 +231,10 @@ card=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader -i 0)
 } > "$OUTDIR/gpu_check.json"
 echo
 echo "== gpu-check on $card"
-fails=0
+fails=0; skips=0
 for i in "${!NAMES[@]}"; do
   printf '%-40s %-5s %s\n' "${NAMES[$i]}" "${RESULTS[$i]}" "${DETAILS[$i]}"
-  [ "${RESULTS[$i]}" = PASS ] || fails=$((fails + 1))
+  case "${RESULTS[$i]}" in PASS) ;; SKIP) skips=$((skips + 1));; *) fails=$((fails + 1));; esac
 done
-echo "$(( ${#NAMES[@]} - fails )) passed, $fails failed"
+echo "$(( ${#NAMES[@]} - fails - skips )) passed, $fails failed, $skips skipped"
 [ $fails -eq 0 ]

@@ -1,0 +1,195 @@
+/* cuda_attention.cu — multi-head scaled dot-product attention (nn/attention.h semantics).
+ *
+ * qkv [B, L, 3C] holds q | k | v per row, head h at columns h*D.. of each (C = H*D); out [B, L, C];
+ * att [B, H, L, L] keeps the probabilities. (L is the sequence length, T in the API.)
+ * Forward, per (b, h)                          | Backward (dqkv accumulates)
+ *   S = Q K^T / sqrt(D)            [L, L] fp32 |   dP = dO V^T                 [L, L] fp32
+ *   S[i, j] masked when causal and j > i, or   |   dV += P^T dO
+ *     when key_mask[b, j] == 0                 |   dS = P (dP - rowsum(P dP))  (X)
+ *   P = softmax_j(S) -> att (X); a row with no |   dQ += dS K / sqrt(D)
+ *     allowed key is all 0                     |   dK += dS^T Q / sqrt(D)
+ *   O = P V -> out[b, :, h*D:(h+1)*D]          |
+ * The strided qkv layout cannot be one strided batch over (b, h) (two strides), so q, k, v (and dO)
+ * are first permuted into [B, H, L, D] copies in scratch; every product is then ONE
+ * cublasGemmStridedBatchedEx over B*H batches, with the row-major mapping of cuda_gemm.cu.
+ * S and dP are fp32 (cuBLAS writes fp32 from bf16 operands), so the softmax and its backward see
+ * unrounded scores in bf16 mode; P and dS are X because they feed the next products.
+ * Softmax kernels: one warp per row.
+ */
+#include <math.h>
+
+#include "nn/cuda/cuda_common.cuh"
+#include "nn/cuda/cuda_ops.h"
+
+/* q, k, v [B, H, L, D] <- qkv [B, L, 3, H, D]  (and dO [B, H, L, D] <- dout [B, L, H, D] with v3 = 0) */
+template <typename T>
+__global__ void attn_permute_kernel(T *__restrict__ q, T *__restrict__ k, T *__restrict__ v, const T *__restrict__ src,
+                                    int64_t H, int64_t L, int64_t D, int three, int64_t n) {
+    int64_t C = H * D, W = three ? 3 * C : C;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t d = i % D, t = (i / D) % L, h = (i / (D * L)) % H, b = i / (D * L * H);
+        const T *s = src + (b * L + t) * W + h * D + d;
+        q[i] = s[0];
+        if (three) {
+            k[i] = s[C];
+            v[i] = s[2 * C];
+        }
+    }
+}
+
+/* out[b, t, h*D + d] = o[b, h, t, d] */
+template <typename T>
+__global__ void attn_unpermute_kernel(T *__restrict__ out, const T *__restrict__ o, int64_t H, int64_t L, int64_t D,
+                                      int64_t n) {
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t d = i % D, t = (i / D) % L, h = (i / (D * L)) % H, b = i / (D * L * H);
+        out[(b * L + t) * H * D + h * D + d] = o[i];
+    }
+}
+
+/* dqkv[b, t, s*C + h*D + d] += {dq, dk, dv}[b, h, t, d] */
+template <typename T>
+__global__ void attn_unpermute_acc_kernel(T *__restrict__ dqkv, const T *__restrict__ dq, const T *__restrict__ dk,
+                                          const T *__restrict__ dv, int64_t H, int64_t L, int64_t D, int64_t n) {
+    int64_t C = H * D;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t d = i % D, t = (i / D) % L, h = (i / (D * L)) % H, b = i / (D * L * H);
+        T *dst = dqkv + (b * L + t) * 3 * C + h * D + d;
+        dst[0] = stf<T>(ldf(dst[0]) + ldf(dq[i]));
+        dst[C] = stf<T>(ldf(dst[C]) + ldf(dk[i]));
+        dst[2 * C] = stf<T>(ldf(dst[2 * C]) + ldf(dv[i]));
+    }
+}
+
+/* att[row, :] = softmax over the allowed keys of S[row, :]; row = (b h) L + i */
+template <typename T>
+__global__ void __launch_bounds__(CG_BLOCK)
+attn_softmax_kernel(T *__restrict__ att, const float *__restrict__ S, int64_t H, int64_t L, int64_t rows, int causal,
+                    const uint8_t *__restrict__ key_mask) {
+    int64_t row = (int64_t)blockIdx.x * CG_WARPS + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (row >= rows) return;  /* whole warps; no block-wide synchronisation */
+    int64_t i = row % L, b = row / (L * H);
+    int64_t jmax = causal ? i + 1 : L;
+    const float *s = S + row * L;
+    T *a = att + row * L;
+    const uint8_t *km = key_mask ? key_mask + b * L : NULL;
+    float mx = -INFINITY;
+    for (int64_t j = lane; j < jmax; j += 32)
+        if (!km || km[j]) mx = fmaxf(mx, s[j]);
+    mx = warp_max(mx);
+    if (mx == -INFINITY) {  /* no key allowed */
+        for (int64_t j = lane; j < L; j += 32) a[j] = stf<T>(0.0f);
+        return;
+    }
+    float sum = 0.0f;
+    for (int64_t j = lane; j < jmax; j += 32)
+        if (!km || km[j]) sum += expf(s[j] - mx);
+    float inv = 1.0f / warp_sum(sum);
+    for (int64_t j = lane; j < L; j += 32) {
+        float pj = (j < jmax && (!km || km[j])) ? expf(s[j] - mx) * inv : 0.0f;
+        a[j] = stf<T>(pj);
+    }
+}
+
+/* dS[row, j] = P[row, j] (dP[row, j] - sum_j P dP) */
+template <typename T>
+__global__ void __launch_bounds__(CG_BLOCK)
+attn_softmax_bwd_kernel(T *__restrict__ dS, const T *__restrict__ P, const float *__restrict__ dP, int64_t L,
+                        int64_t rows) {
+    int64_t row = (int64_t)blockIdx.x * CG_WARPS + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    const T *pr = P + row * L;
+    const float *dr = dP + row * L;
+    float dot = 0.0f;
+    for (int64_t j = lane; j < L; j += 32) dot += ldf(pr[j]) * dr[j];
+    dot = warp_sum(dot);
+    for (int64_t j = lane; j < L; j += 32) dS[row * L + j] = stf<T>(ldf(pr[j]) * (dr[j] - dot));
+}
+
+static int attn_dims(int64_t B, int64_t L, int64_t C, int H) {
+    CG_CUDA_ARG(B >= 0 && L >= 1 && C >= 1 && H >= 1 && C % H == 0, "B=%lld T=%lld C=%lld heads=%d (C %% heads must be 0)",
+                (long long)B, (long long)L, (long long)C, H);
+    CG_CUDA_ARG(((B * H * L) + CG_WARPS - 1) / CG_WARPS <= 0x7fffffffLL, "B*H*T too large");
+    return CG_OK;
+}
+
+extern "C" size_t cg_cuda_attention_scratch_bytes(cg_precision p, int64_t B, int64_t T, int64_t C, int n_heads) {
+    size_t es = cg_prec_size(p);
+    size_t bhld = cg_align_up((size_t)(B * T * C) * es, 256);
+    size_t bhll = (size_t)(B * n_heads * T * T);
+    return 7 * bhld + cg_align_up(bhll * sizeof(float), 256) + cg_align_up(bhll * es, 256);  /* the backward's */
+}
+
+template <typename T>
+static int attn_forward(cg_cuda_ctx *ctx, cg_precision p, void *out, void *att, const void *qkv, int64_t B, int64_t L,
+                        int64_t C, int64_t H, int causal, const uint8_t *key_mask) {
+    int64_t D = C / H, BH = B * H, n = B * L * C, rows = BH * L;
+    size_t bhld = cg_align_up((size_t)n * sizeof(T), 256), bhll = cg_align_up((size_t)(rows * L) * sizeof(float), 256);
+    CG_SCRATCH_NEED(ctx, 4 * bhld + bhll, "attention forward");
+    char *base = (char *)ctx->scratch;
+    T *q = (T *)base, *k = (T *)(base + bhld), *v = (T *)(base + 2 * bhld), *o = (T *)(base + 3 * bhld);
+    float *S = (float *)(base + 4 * bhld);
+    float scale = 1.0f / sqrtf((float)D);
+    attn_permute_kernel<T><<<cg_grid(n, 256), 256, 0, ctx->stream>>>(q, k, v, (const T *)qkv, H, L, D, 1, n);
+    CG_CUDA_CHECK_LAUNCH(ctx, "attn_permute_kernel");
+    CG_TRY(cg_cuda_gemm_batched(ctx, p, 0, 1, L, L, D, scale, q, D, L * D, k, D, L * D, 0.0f, S, L, L * L, BH, 1));
+    attn_softmax_kernel<T><<<(unsigned int)((rows + CG_WARPS - 1) / CG_WARPS), CG_BLOCK, 0, ctx->stream>>>(
+        (T *)att, S, H, L, rows, causal, key_mask);
+    CG_CUDA_CHECK_LAUNCH(ctx, "attn_softmax_kernel");
+    CG_TRY(cg_cuda_gemm_batched(ctx, p, 0, 0, L, D, L, 1.0f, att, L, L * L, v, D, L * D, 0.0f, o, D, L * D, BH, 0));
+    attn_unpermute_kernel<T><<<cg_grid(n, 256), 256, 0, ctx->stream>>>((T *)out, o, H, L, D, n);
+    CG_CUDA_CHECK_LAUNCH(ctx, "attn_unpermute_kernel");
+    return CG_OK;
+}
+
+extern "C" int cg_cuda_attention_forward(cg_cuda_ctx *ctx, cg_precision p, void *out, void *att, const void *qkv,
+                                         int64_t B, int64_t T, int64_t C, int n_heads, int causal,
+                                         const uint8_t *key_mask) {
+    CG_CHECK_PREC(p);
+    CG_TRY(attn_dims(B, T, C, n_heads));
+    if (B == 0) return CG_OK;
+    if (p == CG_PREC_BF16) return attn_forward<bf16>(ctx, p, out, att, qkv, B, T, C, n_heads, causal, key_mask);
+    return attn_forward<float>(ctx, p, out, att, qkv, B, T, C, n_heads, causal, key_mask);
+}
+
+template <typename T>
+static int attn_backward(cg_cuda_ctx *ctx, cg_precision p, void *dqkv, const void *dout, const void *qkv,
+                         const void *att, int64_t B, int64_t L, int64_t C, int64_t H) {
+    int64_t D = C / H, BH = B * H, n = B * L * C, rows = BH * L;
+    size_t bhld = cg_align_up((size_t)n * sizeof(T), 256);
+    size_t bhll_f = cg_align_up((size_t)(rows * L) * sizeof(float), 256);
+    size_t bhll_x = cg_align_up((size_t)(rows * L) * sizeof(T), 256);
+    CG_SCRATCH_NEED(ctx, 7 * bhld + bhll_f + bhll_x, "attention backward");
+    char *base = (char *)ctx->scratch;
+    T *q = (T *)base, *k = (T *)(base + bhld), *v = (T *)(base + 2 * bhld), *dO = (T *)(base + 3 * bhld);
+    T *dq = (T *)(base + 4 * bhld), *dk = (T *)(base + 5 * bhld), *dv = (T *)(base + 6 * bhld);
+    float *dP = (float *)(base + 7 * bhld);
+    T *dS = (T *)(base + 7 * bhld + bhll_f);
+    float scale = 1.0f / sqrtf((float)D);
+    attn_permute_kernel<T><<<cg_grid(n, 256), 256, 0, ctx->stream>>>(q, k, v, (const T *)qkv, H, L, D, 1, n);
+    CG_CUDA_CHECK_LAUNCH(ctx, "attn_permute_kernel");
+    attn_permute_kernel<T><<<cg_grid(n, 256), 256, 0, ctx->stream>>>(dO, NULL, NULL, (const T *)dout, H, L, D, 0, n);
+    CG_CUDA_CHECK_LAUNCH(ctx, "attn_permute_kernel(dout)");
+    CG_TRY(cg_cuda_gemm_batched(ctx, p, 0, 1, L, L, D, 1.0f, dO, D, L * D, v, D, L * D, 0.0f, dP, L, L * L, BH, 1));
+    CG_TRY(cg_cuda_gemm_batched(ctx, p, 1, 0, L, D, L, 1.0f, att, L, L * L, dO, D, L * D, 0.0f, dv, D, L * D, BH, 0));
+    attn_softmax_bwd_kernel<T><<<(unsigned int)((rows + CG_WARPS - 1) / CG_WARPS), CG_BLOCK, 0, ctx->stream>>>(
+        dS, (const T *)att, dP, L, rows);
+    CG_CUDA_CHECK_LAUNCH(ctx, "attn_softmax_bwd_kernel");
+    CG_TRY(cg_cuda_gemm_batched(ctx, p, 0, 0, L, D, L, scale, dS, L, L * L, k, D, L * D, 0.0f, dq, D, L * D, BH, 0));
+    CG_TRY(cg_cuda_gemm_batched(ctx, p, 1, 0, L, D, L, scale, dS, L, L * L, q, D, L * D, 0.0f, dk, D, L * D, BH, 0));
+    attn_unpermute_acc_kernel<T><<<cg_grid(n, 256), 256, 0, ctx->stream>>>((T *)dqkv, dq, dk, dv, H, L, D, n);
+    CG_CUDA_CHECK_LAUNCH(ctx, "attn_unpermute_acc_kernel");
+    return CG_OK;
+}
+
+extern "C" int cg_cuda_attention_backward(cg_cuda_ctx *ctx, cg_precision p, void *dqkv, const void *dout,
+                                          const void *qkv, const void *att, int64_t B, int64_t T, int64_t C,
+                                          int n_heads) {
+    CG_CHECK_PREC(p);
+    CG_TRY(attn_dims(B, T, C, n_heads));
+    if (B == 0) return CG_OK;
+    if (p == CG_PREC_BF16) return attn_backward<bf16>(ctx, p, dqkv, dout, qkv, att, B, T, C, n_heads);
+    return attn_backward<float>(ctx, p, dqkv, dout, qkv, att, B, T, C, n_heads);
+}

@@ -1,0 +1,136 @@
+/* cuda_common.cuh — what the CUDA sources share (C++/CUDA only; not for .c files): the context's
+ * layout, element types and conversions, launch sizes, warp and block reductions.
+ *
+ * Conventions of every kernel in nn/cuda/:
+ *  - indices are int64_t (tensors may exceed 2^31 elements); grids are 1-D in x (up to 2^31-1
+ *    blocks) with grid-stride loops where the element count may exceed the grid;
+ *  - no op launches a kernel with zero blocks: sizes of 0 return before launching;
+ *  - reductions are deterministic: fixed partitions, partial sums in scratch, a final pass in a
+ *    fixed order; no floating-point atomics anywhere;
+ *  - X elements (T = float or bf16) are read as float, computed in float, written once rounded.
+ */
+#ifndef CLIPGRID_NN_CUDA_CUDA_COMMON_CUH
+#define CLIPGRID_NN_CUDA_CUDA_COMMON_CUH
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "nn/cuda/cg_cuda.h"
+#include "nn/cuda/cuda_check.h"
+
+typedef __nv_bfloat16 bf16;
+
+struct cg_cuda_ctx {
+    int device;
+    int sm_count;
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    cublasLtHandle_t lt;
+    void *blas_ws;          /* cuBLAS workspace (cublasSetWorkspace): no allocations inside cuBLAS */
+    size_t blas_ws_bytes;
+    void *lt_ws;            /* cuBLASLt matmul workspace */
+    size_t lt_ws_bytes;
+    void *scratch;          /* ops' temporaries, 256-byte aligned */
+    size_t scratch_bytes;
+    unsigned int *faults;   /* device word: bit flags of data faults (CG_CUDA_FAULT_*) */
+    int use_lt;
+    int sync_each;          /* CLIPGRID_CUDA_SYNC=1 */
+};
+
+#define CG_CUDA_FAULT_EMBEDDING_ID 1u
+
+#define CG_BLOCK 256          /* threads of every block-reduction kernel */
+#define CG_WARPS (CG_BLOCK / 32)
+
+/* ---------------------------------------------------------------- element types */
+
+template <typename T> struct cg_prec_of;
+template <> struct cg_prec_of<float> { static const cg_precision value = CG_PREC_FP32; };
+template <> struct cg_prec_of<bf16> { static const cg_precision value = CG_PREC_BF16; };
+
+__device__ __forceinline__ float ldf(float x) { return x; }
+__device__ __forceinline__ float ldf(bf16 x) { return __bfloat162float(x); }
+
+template <typename T> __device__ __forceinline__ T stf(float x);
+template <> __device__ __forceinline__ float stf<float>(float x) { return x; }
+template <> __device__ __forceinline__ bf16 stf<bf16>(float x) { return __float2bfloat16_rn(x); }
+
+static inline cudaDataType_t cg_cuda_dtype(cg_precision p) { return p == CG_PREC_BF16 ? CUDA_R_16BF : CUDA_R_32F; }
+
+#define CG_CHECK_PREC(p) CG_CUDA_ARG((p) == CG_PREC_FP32 || (p) == CG_PREC_BF16, "precision %d", (int)(p))
+
+/* ---------------------------------------------------------------- launch sizes */
+
+/* Blocks for n items at `per_block` items per block, capped (grid-stride loops cover the rest). */
+static inline unsigned int cg_grid(int64_t n, int64_t per_block, int64_t cap = (int64_t)1 << 20) {
+    int64_t b = (n + per_block - 1) / per_block;
+    if (b < 1) b = 1;
+    if (b > cap) b = cap;
+    return (unsigned int)b;
+}
+
+/* The context's scratch, as a typed pointer, after checking it holds `bytes`. */
+#define CG_SCRATCH_NEED(ctx, bytes, what) CG_CUDA_ARG((size_t)(bytes) <= (ctx)->scratch_bytes, \
+    "%s needs %zu bytes of scratch, the context has %zu (cg_cuda_ctx_create)", (what), (size_t)(bytes), (ctx)->scratch_bytes)
+
+static inline size_t cg_align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
+
+/* ---------------------------------------------------------------- reductions */
+
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ double warp_sum_d(double v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* Sum over a CG_BLOCK-thread block; every thread gets the result. `shm` holds CG_WARPS floats.
+ * Safe to call repeatedly (it synchronizes before returning). All threads must call it. */
+__device__ __forceinline__ float block_sum(float v, float *shm) {
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    v = warp_sum(v);
+    if (lane == 0) shm[warp] = v;
+    __syncthreads();
+    float t = lane < CG_WARPS ? shm[lane] : 0.0f;
+    t = warp_sum(t);
+    __syncthreads();
+    return t;
+}
+__device__ __forceinline__ double block_sum_d(double v, double *shm) {
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    v = warp_sum_d(v);
+    if (lane == 0) shm[warp] = v;
+    __syncthreads();
+    double t = lane < CG_WARPS ? shm[lane] : 0.0;
+    t = warp_sum_d(t);
+    __syncthreads();
+    return t;
+}
+
+/* ---------------------------------------------------------------- shared with other .cu files */
+
+/* Row-major GEMM on the context's cuBLAS handle (nn/cuda/cuda_gemm.cu):
+ *   C[M,N] = alpha * op(A) @ op(B) + beta * C, A and B of X type `p`, C of X type (c_fp32 = 0)
+ *   or float (c_fp32 = 1); fp32 accumulation. */
+int cg_cuda_gemm(cg_cuda_ctx *ctx, cg_precision p, int transA, int transB, int64_t M, int64_t N, int64_t K,
+                 float alpha, const void *A, int64_t lda, const void *B, int64_t ldb, float beta, void *C, int64_t ldc,
+                 int c_fp32);
+/* Batched: batch products at element strides sA, sB, sC. */
+int cg_cuda_gemm_batched(cg_cuda_ctx *ctx, cg_precision p, int transA, int transB, int64_t M, int64_t N, int64_t K,
+                         float alpha, const void *A, int64_t lda, int64_t sA, const void *B, int64_t ldb, int64_t sB,
+                         float beta, void *C, int64_t ldc, int64_t sC, int64_t batch, int c_fp32);
+/* dst[c] += sum over the M contiguous values of row c of src ([C, M], X type), deterministic. */
+int cg_cuda_rowsum_acc(cg_cuda_ctx *ctx, cg_precision p, float *dst, const void *src, int64_t C, int64_t M);
+/* dst[c] += sum_r src[r, c] over the rows of src ([R, C], X type), deterministic. */
+int cg_cuda_colsum_acc(cg_cuda_ctx *ctx, cg_precision p, float *dst, const void *src, int64_t R, int64_t C);
+/* Set y[c, j] = b[c] for a [C, M] X tensor (b of X type). */
+int cg_cuda_fill_rows(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *b, int64_t C, int64_t M);
+
+#endif

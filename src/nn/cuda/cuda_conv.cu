@@ -1,0 +1,408 @@
+/* cuda_conv.cu — dense conv2d (im2col + cuBLAS) and depthwise conv2d (direct tiled kernels), in the
+ * nn/ image layout [C, N, H, W] (each channel one contiguous run of N*H*W values).
+ */
+#include "nn/cuda/cuda_common.cuh"
+#include "nn/cuda/cuda_ops.h"
+
+/* ================================================================ conv2d
+ *
+ * Forward:   y[o,n,i,j] = b[o] + sum_{c,u,v} w[o,c,u,v] x[c, n, i*s-p+u, j*s-p+v]   (x outside = 0)
+ *            = (W[Cout, KK] @ col[KK, n i j]) with col[(c k + u) k + v, (n, i, j)] = x[...]  (im2col)
+ * Backward:  db[o]      += sum_{n,i,j} dy[o,n,i,j]                               (row sums)
+ *            dW[Cout,KK] += dY[Cout, cols] @ col[KK, cols]^T                     (GEMM, fp32 out)
+ *            dcol[KK, cols] = W^T @ dY ;  dx[c,n,h,w] += sum_{u,v: h = i s - p + u, w = j s - p + v} dcol
+ *            (col2im written as a gather: each dx element sums the dcol entries that map to it,
+ *             so there are no atomics and no races)
+ * 1x1 / stride 1 / pad 0: col = x itself, one GEMM each way: Y = W @ X, dW += dY @ X^T, dX += W^T @ dY.
+ * Images are processed in groups of g: columns (n - n0, i, j) of a group are contiguous in y and dy
+ * ([Cout, N*Ho*Wo] with leading dimension N*Ho*Wo), so each group is one GEMM.
+ */
+
+/* col[r, q] for r = (c k + u) k + v < Cin k k, q = (n - n0) Ho Wo + i Wo + j < g Ho Wo */
+template <typename T>
+__global__ void im2col_kernel(T *__restrict__ col, const T *__restrict__ x, int64_t Cin, int64_t N, int64_t H,
+                              int64_t W, int k, int s, int pad, int64_t Ho, int64_t Wo, int64_t n0, int64_t g) {
+    int64_t HoWo = Ho * Wo, cols = g * HoWo, total = Cin * k * k * cols;
+    for (int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
+         idx += (int64_t)gridDim.x * blockDim.x) {
+        int64_t r = idx / cols, q = idx % cols;
+        int64_t c = r / (k * k), uv = r % (k * k), u = uv / k, v = uv % k;
+        int64_t nl = q / HoWo, ij = q % HoWo, i = ij / Wo, j = ij % Wo;
+        int64_t h = i * s - pad + u, w = j * s - pad + v;
+        T val = stf<T>(0.0f);
+        if (h >= 0 && h < H && w >= 0 && w < W) val = x[((c * N + n0 + nl) * H + h) * W + w];
+        col[idx] = val;
+    }
+}
+
+/* dx[c, n0 + nl, h, w] += sum_{u, v} dcol[(c k + u) k + v, nl Ho Wo + i Wo + j]
+ *                         over i = (h + p - u) / s, j = (w + p - v) / s when exact and in range */
+template <typename T>
+__global__ void col2im_kernel(T *__restrict__ dx, const T *__restrict__ dcol, int64_t Cin, int64_t N, int64_t H,
+                              int64_t W, int k, int s, int pad, int64_t Ho, int64_t Wo, int64_t n0, int64_t g) {
+    int64_t HW = H * W, HoWo = Ho * Wo, cols = g * HoWo, total = Cin * g * HW;
+    for (int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
+         idx += (int64_t)gridDim.x * blockDim.x) {
+        int64_t c = idx / (g * HW), rem = idx % (g * HW), nl = rem / HW, hw = rem % HW, h = hw / W, w = hw % W;
+        float acc = 0.0f;
+        for (int u = 0; u < k; u++) {
+            int64_t th = h + pad - u;
+            if (th < 0 || th % s) continue;
+            int64_t i = th / s;
+            if (i >= Ho) continue;
+            for (int v = 0; v < k; v++) {
+                int64_t tw = w + pad - v;
+                if (tw < 0 || tw % s) continue;
+                int64_t j = tw / s;
+                if (j >= Wo) continue;
+                acc += ldf(dcol[((c * k + u) * k + v) * cols + nl * HoWo + i * Wo + j]);
+            }
+        }
+        T *d = dx + (c * N + n0 + nl) * HW + hw;
+        *d = stf<T>(ldf(*d) + acc);
+    }
+}
+
+static int conv_dims(int64_t Cin, int64_t N, int64_t H, int64_t W, int64_t Cout, int k, int stride, int pad,
+                     int64_t *Ho, int64_t *Wo) {
+    CG_CUDA_ARG(Cin >= 1 && N >= 0 && H >= 1 && W >= 1 && Cout >= 1 && k >= 1 && stride >= 1 && pad >= 0,
+                "Cin=%lld N=%lld H=%lld W=%lld Cout=%lld k=%d stride=%d pad=%d", (long long)Cin, (long long)N,
+                (long long)H, (long long)W, (long long)Cout, k, stride, pad);
+    *Ho = (H + 2 * pad - k) / stride + 1;
+    *Wo = (W + 2 * pad - k) / stride + 1;
+    CG_CUDA_ARG(H + 2 * pad >= k && W + 2 * pad >= k, "kernel %d larger than the padded %lldx%lld input", k,
+                (long long)H, (long long)W);
+    return CG_OK;
+}
+
+extern "C" size_t cg_cuda_conv2d_scratch_bytes(cg_precision p, int64_t Cin, int64_t H, int64_t W, int k, int stride,
+                                               int pad) {
+    if (k == 1 && stride == 1 && pad == 0) return 0;
+    int64_t Ho = (H + 2 * pad - k) / stride + 1, Wo = (W + 2 * pad - k) / stride + 1;
+    if (Ho < 1 || Wo < 1) return 0;
+    /* backward: col + dcol for one image, each padded to 256 bytes */
+    return 2 * cg_align_up((size_t)(Cin * k * k * Ho * Wo) * cg_prec_size(p), 256);
+}
+
+template <typename T>
+static int conv_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, const void *w, const void *b,
+                        int64_t Cin, int64_t N, int64_t H, int64_t W, int64_t Cout, int k, int stride, int pad,
+                        int64_t Ho, int64_t Wo) {
+    int64_t HoWo = Ho * Wo, M = N * HoWo, KK = Cin * k * k;
+    size_t es = sizeof(T);
+    if (b) CG_TRY(cg_cuda_fill_rows(ctx, p, y, b, Cout, M));
+    float beta = b ? 1.0f : 0.0f;
+    if (k == 1 && stride == 1 && pad == 0)
+        return cg_cuda_gemm(ctx, p, 0, 0, Cout, M, Cin, 1.0f, w, Cin, x, M, beta, y, M, 0);
+    size_t per = cg_align_up((size_t)(KK * HoWo) * es, 256);
+    CG_SCRATCH_NEED(ctx, per, "conv2d forward (one image of im2col columns)");
+    int64_t g = (int64_t)(ctx->scratch_bytes / per);
+    if (g > N) g = N;
+    T *col = (T *)ctx->scratch;
+    for (int64_t n0 = 0; n0 < N; n0 += g) {
+        int64_t gn = N - n0 < g ? N - n0 : g, cols = gn * HoWo;
+        im2col_kernel<T><<<cg_grid(KK * cols, 256), 256, 0, ctx->stream>>>(col, (const T *)x, Cin, N, H, W, k, stride,
+                                                                           pad, Ho, Wo, n0, gn);
+        CG_CUDA_CHECK_LAUNCH(ctx, "im2col_kernel");
+        CG_TRY(cg_cuda_gemm(ctx, p, 0, 0, Cout, cols, KK, 1.0f, w, KK, col, cols, beta, (char *)y + (size_t)(n0 * HoWo) * es,
+                            M, 0));
+    }
+    return CG_OK;
+}
+
+extern "C" int cg_cuda_conv2d_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, const void *w,
+                                      const void *b, int64_t Cin, int64_t N, int64_t H, int64_t W, int64_t Cout, int k,
+                                      int stride, int pad) {
+    CG_CHECK_PREC(p);
+    int64_t Ho = 0, Wo = 0;
+    CG_TRY(conv_dims(Cin, N, H, W, Cout, k, stride, pad, &Ho, &Wo));
+    if (N == 0) return CG_OK;
+    if (p == CG_PREC_BF16) return conv_forward<bf16>(ctx, p, y, x, w, b, Cin, N, H, W, Cout, k, stride, pad, Ho, Wo);
+    return conv_forward<float>(ctx, p, y, x, w, b, Cin, N, H, W, Cout, k, stride, pad, Ho, Wo);
+}
+
+template <typename T>
+static int conv_backward(cg_cuda_ctx *ctx, cg_precision p, void *dx, float *dw, float *db, const void *dy,
+                         const void *x, const void *w, int64_t Cin, int64_t N, int64_t H, int64_t W, int64_t Cout,
+                         int k, int stride, int pad, int64_t Ho, int64_t Wo) {
+    int64_t HoWo = Ho * Wo, M = N * HoWo, KK = Cin * k * k;
+    size_t es = sizeof(T);
+    /* row sums run (and finish, in stream order) before the loop below reuses the scratch */
+    if (db) CG_TRY(cg_cuda_rowsum_acc(ctx, p, db, dy, Cout, M));
+    if (k == 1 && stride == 1 && pad == 0) {
+        CG_TRY(cg_cuda_gemm(ctx, p, 0, 1, Cout, Cin, M, 1.0f, dy, M, x, M, 1.0f, dw, Cin, 1));
+        if (dx) CG_TRY(cg_cuda_gemm(ctx, p, 1, 0, Cin, M, Cout, 1.0f, w, Cin, dy, M, 1.0f, dx, M, 0));
+        return CG_OK;
+    }
+    size_t per = cg_align_up((size_t)(KK * HoWo) * es, 256);
+    int nbuf = dx ? 2 : 1;
+    CG_SCRATCH_NEED(ctx, per * nbuf, "conv2d backward (one image of im2col columns)");
+    int64_t g = (int64_t)(ctx->scratch_bytes / (per * nbuf));
+    if (g > N) g = N;
+    T *col = (T *)ctx->scratch;
+    T *dcol = (T *)((char *)ctx->scratch + cg_align_up((size_t)(g * KK * HoWo) * es, 256));
+    for (int64_t n0 = 0; n0 < N; n0 += g) {
+        int64_t gn = N - n0 < g ? N - n0 : g, cols = gn * HoWo;
+        const char *dyg = (const char *)dy + (size_t)(n0 * HoWo) * es;
+        im2col_kernel<T><<<cg_grid(KK * cols, 256), 256, 0, ctx->stream>>>(col, (const T *)x, Cin, N, H, W, k, stride,
+                                                                           pad, Ho, Wo, n0, gn);
+        CG_CUDA_CHECK_LAUNCH(ctx, "im2col_kernel");
+        CG_TRY(cg_cuda_gemm(ctx, p, 0, 1, Cout, KK, cols, 1.0f, dyg, M, col, cols, 1.0f, dw, KK, 1));
+        if (dx) {
+            CG_TRY(cg_cuda_gemm(ctx, p, 1, 0, KK, cols, Cout, 1.0f, w, KK, dyg, M, 0.0f, dcol, cols, 0));
+            col2im_kernel<T><<<cg_grid(Cin * gn * H * W, 256), 256, 0, ctx->stream>>>(
+                (T *)dx, dcol, Cin, N, H, W, k, stride, pad, Ho, Wo, n0, gn);
+            CG_CUDA_CHECK_LAUNCH(ctx, "col2im_kernel");
+        }
+    }
+    return CG_OK;
+}
+
+extern "C" int cg_cuda_conv2d_backward(cg_cuda_ctx *ctx, cg_precision p, void *dx, float *dw, float *db,
+                                       const void *dy, const void *x, const void *w, int64_t Cin, int64_t N,
+                                       int64_t H, int64_t W, int64_t Cout, int k, int stride, int pad) {
+    CG_CHECK_PREC(p);
+    CG_CUDA_ARG(dw != NULL, "dw is required");
+    int64_t Ho = 0, Wo = 0;
+    CG_TRY(conv_dims(Cin, N, H, W, Cout, k, stride, pad, &Ho, &Wo));
+    if (N == 0) return CG_OK;
+    if (p == CG_PREC_BF16)
+        return conv_backward<bf16>(ctx, p, dx, dw, db, dy, x, w, Cin, N, H, W, Cout, k, stride, pad, Ho, Wo);
+    return conv_backward<float>(ctx, p, dx, dw, db, dy, x, w, Cin, N, H, W, Cout, k, stride, pad, Ho, Wo);
+}
+
+/* ================================================================ depthwise conv2d
+ *
+ * Stride 1, pad p = k/2, odd k <= 15; each (c, n) plane is independent:
+ * Forward:   y[c,n,h,w]   = b[c] + sum_{u,v} w[c,u,v] x[c, n, h+u-p, w+v-p]
+ * Backward:  dx[c,n,h,w] += sum_{u,v} w[c,u,v] dy[c, n, h-u+p, w-v+p]
+ *                         = sum_{u,v} wf[c,u,v] dy[c, n, h+u-p, w+v-p],  wf[i] = w[k k - 1 - i]
+ *                           (the forward kernel with the flipped filter, accumulating)
+ *            dw[c,u,v]   += sum_{n,h,w} dy[c,n,h,w] x[c, n, h+u-p, w+v-p]
+ *            db[c]       += sum_{n,h,w} dy[c,n,h,w]
+ * Forward/dx: a block computes a DW_TH x DW_TW tile of one plane, one output per thread, from a
+ * zero-padded (DW_TH + k - 1) x (DW_TW + k - 1) input tile in shared memory (a warp reads a row:
+ * consecutive words, no bank conflicts). The filter is in shared memory too.
+ * dw, db: block (c, part) walks the tiles of its planes; each thread keeps k*k + 1 running sums
+ * in registers (k = 3, 5, 7 are compiled with unrolled loops; other k take a generic kernel that
+ * makes one pass per filter tap), then a block reduction writes one partial per block; a final
+ * kernel adds the partials of a channel in order. y must not alias x.
+ */
+
+#define DW_TW 32
+#define DW_TH 8
+#define DW_KMAX 15
+
+template <typename T, int KT>
+__global__ void __launch_bounds__(CG_BLOCK)
+dw_fwd_kernel(T *__restrict__ y, const T *__restrict__ x, const T *__restrict__ w, const T *__restrict__ b, int64_t N,
+              int H, int W, int k_rt, int flip, int accumulate) {
+    const int k = KT ? KT : k_rt, pad = k / 2;
+    __shared__ float xs[(DW_TH + DW_KMAX - 1) * (DW_TW + DW_KMAX - 1)];
+    __shared__ float wsh[DW_KMAX * DW_KMAX];
+    int64_t plane = blockIdx.x, c = plane / N;
+    int w0 = blockIdx.y * DW_TW, h0 = blockIdx.z * DW_TH;
+    int tx = threadIdx.x % DW_TW, ty = threadIdx.x / DW_TW;
+    const int sw = DW_TW + k - 1, sh = DW_TH + k - 1;
+    const T *xp = x + plane * (int64_t)H * W;
+    for (int i = threadIdx.x; i < sh * sw; i += CG_BLOCK) {
+        int r = i / sw, q = i % sw, hh = h0 - pad + r, ww = w0 - pad + q;
+        xs[i] = (hh >= 0 && hh < H && ww >= 0 && ww < W) ? ldf(xp[(int64_t)hh * W + ww]) : 0.0f;
+    }
+    for (int i = threadIdx.x; i < k * k; i += CG_BLOCK) wsh[i] = ldf(w[c * k * k + (flip ? k * k - 1 - i : i)]);
+    __syncthreads();
+    int h = h0 + ty, wq = w0 + tx;
+    if (h < H && wq < W) {
+        float acc = b ? ldf(b[c]) : 0.0f;
+#pragma unroll
+        for (int u = 0; u < (KT ? KT : DW_KMAX); u++) {
+            if (!KT && u >= k) break;
+#pragma unroll
+            for (int v = 0; v < (KT ? KT : DW_KMAX); v++) {
+                if (!KT && v >= k) break;
+                acc += wsh[u * k + v] * xs[(ty + u) * sw + tx + v];
+            }
+        }
+        T *o = y + plane * (int64_t)H * W + (int64_t)h * W + wq;
+        *o = stf<T>(accumulate ? ldf(*o) + acc : acc);
+    }
+}
+
+/* part[(c * P + pp) * (k k + 1) + t] = sum over the block's planes of dy * shifted x (t < k k), sum dy (t = k k) */
+template <typename T, int KT>
+__global__ void __launch_bounds__(CG_BLOCK)
+dw_wgrad_kernel(const T *__restrict__ dy, const T *__restrict__ x, int64_t N, int H, int W, int64_t P, int64_t nper,
+                float *__restrict__ part) {
+    constexpr int K = KT, KK = KT * KT, pad = KT / 2, sw = DW_TW + KT - 1, sh = DW_TH + KT - 1;
+    __shared__ float xs[sh * sw];
+    __shared__ float red[CG_WARPS][KK + 1];
+    int64_t c = blockIdx.x / P, pp = blockIdx.x % P;
+    int64_t n0 = pp * nper, n1 = n0 + nper < N ? n0 + nper : N;
+    int tx = threadIdx.x % DW_TW, ty = threadIdx.x / DW_TW;
+    float acc[KK + 1];
+#pragma unroll
+    for (int t = 0; t <= KK; t++) acc[t] = 0.0f;
+    for (int64_t n = n0; n < n1; n++) {
+        const T *xp = x + (c * N + n) * (int64_t)H * W, *gp = dy + (c * N + n) * (int64_t)H * W;
+        for (int h0 = 0; h0 < H; h0 += DW_TH)
+            for (int w0 = 0; w0 < W; w0 += DW_TW) {
+                for (int i = threadIdx.x; i < sh * sw; i += CG_BLOCK) {
+                    int r = i / sw, q = i % sw, hh = h0 - pad + r, ww = w0 - pad + q;
+                    xs[i] = (hh >= 0 && hh < H && ww >= 0 && ww < W) ? ldf(xp[(int64_t)hh * W + ww]) : 0.0f;
+                }
+                __syncthreads();
+                int h = h0 + ty, wq = w0 + tx;
+                if (h < H && wq < W) {
+                    float g = ldf(gp[(int64_t)h * W + wq]);
+                    acc[KK] += g;
+#pragma unroll
+                    for (int u = 0; u < K; u++)
+#pragma unroll
+                        for (int v = 0; v < K; v++) acc[u * K + v] += g * xs[(ty + u) * sw + tx + v];
+                }
+                __syncthreads();  /* before the next tile overwrites xs */
+            }
+    }
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+    for (int t = 0; t <= KK; t++) {
+        float s = warp_sum(acc[t]);
+        if (lane == 0) red[warp][t] = s;
+    }
+    __syncthreads();
+    for (int t = threadIdx.x; t <= KK; t += CG_BLOCK) {
+        float s = 0.0f;
+        for (int q = 0; q < CG_WARPS; q++) s += red[q][t];
+        part[(c * P + pp) * (KK + 1) + t] = s;
+    }
+}
+
+/* any odd k: one pass over the block's planes per filter tap t (t = k k: the bias sum) */
+template <typename T>
+__global__ void __launch_bounds__(CG_BLOCK)
+dw_wgrad_generic_kernel(const T *__restrict__ dy, const T *__restrict__ x, int64_t N, int H, int W, int k, int64_t P,
+                        int64_t nper, float *__restrict__ part) {
+    __shared__ float shm[CG_WARPS];
+    int pad = k / 2, KK = k * k;
+    int64_t c = blockIdx.x / P, pp = blockIdx.x % P;
+    int64_t n0 = pp * nper, n1 = n0 + nper < N ? n0 + nper : N, HW = (int64_t)H * W;
+    for (int t = 0; t <= KK; t++) {
+        int u = t / k, v = t % k;
+        float s = 0.0f;
+        for (int64_t n = n0; n < n1; n++) {
+            const T *xp = x + (c * N + n) * HW, *gp = dy + (c * N + n) * HW;
+            for (int64_t i = threadIdx.x; i < HW; i += CG_BLOCK) {
+                float g = ldf(gp[i]);
+                if (t == KK) {
+                    s += g;
+                } else {
+                    int64_t h = i / W + u - pad, w = i % W + v - pad;
+                    if (h >= 0 && h < H && w >= 0 && w < W) s += g * ldf(xp[h * W + w]);
+                }
+            }
+        }
+        s = block_sum(s, shm);
+        if (threadIdx.x == 0) part[(c * P + pp) * (KK + 1) + t] = s;
+    }
+}
+
+/* dw[c, t] += sum_p part[c, p, t] (t < k k) ; db[c] += sum_p part[c, p, k k] */
+__global__ void dw_wgrad_finalize_kernel(float *__restrict__ dw, float *__restrict__ db, const float *__restrict__ part,
+                                         int64_t C, int64_t P, int KK) {
+    int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= C * (KK + 1)) return;
+    int64_t c = idx / (KK + 1);
+    int t = (int)(idx % (KK + 1));
+    double s = 0.0;
+    for (int64_t p = 0; p < P; p++) s += (double)part[(c * P + p) * (KK + 1) + t];
+    if (t < KK) dw[c * KK + t] += (float)s;
+    else if (db) db[c] += (float)s;
+}
+
+static int dw_check(int64_t C, int64_t N, int64_t H, int64_t W, int k) {
+    CG_CUDA_ARG(C >= 1 && N >= 0 && H >= 1 && W >= 1 && k >= 1 && k % 2 == 1 && k <= DW_KMAX,
+                "C=%lld N=%lld H=%lld W=%lld k=%d (odd k <= %d)", (long long)C, (long long)N, (long long)H,
+                (long long)W, k, DW_KMAX);
+    CG_CUDA_ARG(C * N <= 0x7fffffffLL && (W + DW_TW - 1) / DW_TW <= 65535 && (H + DW_TH - 1) / DW_TH <= 65535 &&
+                    H * W <= 0x7fffffffLL,
+                "plane count or size beyond the grid limits");
+    return CG_OK;
+}
+
+template <typename T>
+static int dw_forward_any(cg_cuda_ctx *ctx, T *y, const T *x, const T *w, const T *b, int64_t C, int64_t N, int H,
+                          int W, int k, int flip, int accumulate) {
+    dim3 grid((unsigned int)(C * N), (unsigned int)((W + DW_TW - 1) / DW_TW), (unsigned int)((H + DW_TH - 1) / DW_TH));
+    switch (k) {
+    case 3: dw_fwd_kernel<T, 3><<<grid, CG_BLOCK, 0, ctx->stream>>>(y, x, w, b, N, H, W, k, flip, accumulate); break;
+    case 5: dw_fwd_kernel<T, 5><<<grid, CG_BLOCK, 0, ctx->stream>>>(y, x, w, b, N, H, W, k, flip, accumulate); break;
+    case 7: dw_fwd_kernel<T, 7><<<grid, CG_BLOCK, 0, ctx->stream>>>(y, x, w, b, N, H, W, k, flip, accumulate); break;
+    default: dw_fwd_kernel<T, 0><<<grid, CG_BLOCK, 0, ctx->stream>>>(y, x, w, b, N, H, W, k, flip, accumulate); break;
+    }
+    CG_CUDA_CHECK_LAUNCH(ctx, "dw_fwd_kernel");
+    return CG_OK;
+}
+
+extern "C" int cg_cuda_dwconv2d_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, const void *w,
+                                        const void *b, int64_t C, int64_t N, int64_t H, int64_t W, int k) {
+    CG_CHECK_PREC(p);
+    CG_TRY(dw_check(C, N, H, W, k));
+    if (N == 0) return CG_OK;
+    if (p == CG_PREC_BF16)
+        return dw_forward_any<bf16>(ctx, (bf16 *)y, (const bf16 *)x, (const bf16 *)w, (const bf16 *)b, C, N, (int)H,
+                                    (int)W, k, 0, 0);
+    return dw_forward_any<float>(ctx, (float *)y, (const float *)x, (const float *)w, (const float *)b, C, N, (int)H,
+                                 (int)W, k, 0, 0);
+}
+
+/* partials per channel: at most 64 groups of planes (fewer when the scratch is small) */
+static int64_t dw_parts(int64_t N, size_t avail, int64_t C, int k) {
+    int64_t P = N < 64 ? N : 64;
+    int64_t maxP = (int64_t)(avail / ((size_t)C * (k * k + 1) * sizeof(float)));
+    if (P > maxP) P = maxP;
+    return P;
+}
+
+extern "C" size_t cg_cuda_dwconv2d_scratch_bytes(int64_t C, int64_t N, int k) {
+    int64_t P = N < 64 ? N : 64;
+    if (P < 1) P = 1;
+    return (size_t)(C * P * (k * k + 1)) * sizeof(float);
+}
+
+template <typename T>
+static int dw_backward(cg_cuda_ctx *ctx, T *dx, float *dw, float *db, const T *dy, const T *x, const T *w, int64_t C,
+                       int64_t N, int H, int W, int k) {
+    if (dx) CG_TRY(dw_forward_any<T>(ctx, dx, dy, w, (const T *)NULL, C, N, H, W, k, 1, 1));
+    int64_t P = dw_parts(N, ctx->scratch_bytes, C, k);
+    CG_CUDA_ARG(P >= 1, "depthwise conv backward needs %zu bytes of scratch, the context has %zu",
+                (size_t)C * (k * k + 1) * sizeof(float), ctx->scratch_bytes);
+    int64_t nper = (N + P - 1) / P;
+    P = (N + nper - 1) / nper;
+    CG_CUDA_ARG(C * P <= 0x7fffffffLL, "C=%lld too many channels", (long long)C);
+    float *part = (float *)ctx->scratch;
+    unsigned int grid = (unsigned int)(C * P);
+    switch (k) {
+    case 3: dw_wgrad_kernel<T, 3><<<grid, CG_BLOCK, 0, ctx->stream>>>(dy, x, N, H, W, P, nper, part); break;
+    case 5: dw_wgrad_kernel<T, 5><<<grid, CG_BLOCK, 0, ctx->stream>>>(dy, x, N, H, W, P, nper, part); break;
+    case 7: dw_wgrad_kernel<T, 7><<<grid, CG_BLOCK, 0, ctx->stream>>>(dy, x, N, H, W, P, nper, part); break;
+    default: dw_wgrad_generic_kernel<T><<<grid, CG_BLOCK, 0, ctx->stream>>>(dy, x, N, H, W, k, P, nper, part); break;
+    }
+    CG_CUDA_CHECK_LAUNCH(ctx, "dw_wgrad_kernel");
+    dw_wgrad_finalize_kernel<<<cg_grid(C * (k * k + 1), 256), 256, 0, ctx->stream>>>(dw, db, part, C, P, k * k);
+    CG_CUDA_CHECK_LAUNCH(ctx, "dw_wgrad_finalize_kernel");
+    return CG_OK;
+}
+
+extern "C" int cg_cuda_dwconv2d_backward(cg_cuda_ctx *ctx, cg_precision p, void *dx, float *dw, float *db,
+                                         const void *dy, const void *x, const void *w, int64_t C, int64_t N, int64_t H,
+                                         int64_t W, int k) {
+    CG_CHECK_PREC(p);
+    CG_CUDA_ARG(dw != NULL, "dw is required");
+    CG_TRY(dw_check(C, N, H, W, k));
+    if (N == 0) return CG_OK;
+    if (p == CG_PREC_BF16)
+        return dw_backward<bf16>(ctx, (bf16 *)dx, dw, db, (const bf16 *)dy, (const bf16 *)x, (const bf16 *)w, C, N,
+                                 (int)H, (int)W, k);
+    return dw_backward<float>(ctx, (float *)dx, dw, db, (const float *)dy, (const float *)x, (const float *)w, C, N,
+                              (int)H, (int)W, k);
+}

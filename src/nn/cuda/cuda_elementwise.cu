@@ -1,0 +1,361 @@
+/* cuda_elementwise.cu — activations (ReLU6, the StarNet star op, GELU, QuickGELU), residual with
+ * DropPath, global average pooling, token and position embeddings.
+ *
+ * Element-wise kernels run a grid-stride loop over int64 indices, read X as float, compute in
+ * float and write once. Outputs may alias inputs where the CPU allows it (no __restrict__ there).
+ */
+#include <cub/device/device_radix_sort.cuh>
+
+#include "nn/cuda/cuda_common.cuh"
+#include "nn/cuda/cuda_ops.h"
+
+#define GRID_STRIDE(i, n) \
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
+
+/* launch kernel<ET> with ET the element type of p; the arguments name ET for their casts */
+#define LAUNCH_EW(p, kernel, n, ...) do { \
+    if ((p) == CG_PREC_BF16) { typedef bf16 ET; kernel<ET><<<cg_grid((n), 256), 256, 0, ctx->stream>>>(__VA_ARGS__); } \
+    else { typedef float ET; kernel<ET><<<cg_grid((n), 256), 256, 0, ctx->stream>>>(__VA_ARGS__); } \
+    CG_CUDA_CHECK_LAUNCH(ctx, #kernel); \
+} while (0)
+
+#define EW_ARGS(p, n) do { CG_CHECK_PREC(p); CG_CUDA_ARG((n) >= 0, "n = %lld", (long long)(n)); \
+    if ((n) == 0) return CG_OK; } while (0)
+
+/* ---------------------------------------------------------------- ReLU6 and star
+ * ReLU6   y = min(max(x, 0), 6)          | dx += dy [0 < x < 6]
+ * Star    z = relu6(a) b                 | da += dz b [0 < a < 6] ;  db += dz relu6(a)
+ */
+__device__ __forceinline__ float relu6f(float x) { return x < 0.0f ? 0.0f : (x > 6.0f ? 6.0f : x); }
+
+template <typename T> __global__ void relu6_fwd_kernel(T *y, const T *x, int64_t n) {
+    GRID_STRIDE(i, n) y[i] = stf<T>(relu6f(ldf(x[i])));
+}
+template <typename T> __global__ void relu6_bwd_kernel(T *dx, const T *dy, const T *x, int64_t n) {
+    GRID_STRIDE(i, n) {
+        float v = ldf(x[i]);
+        dx[i] = stf<T>(ldf(dx[i]) + ((v > 0.0f && v < 6.0f) ? ldf(dy[i]) : 0.0f));
+    }
+}
+template <typename T> __global__ void star_fwd_kernel(T *z, const T *a, const T *b, int64_t n) {
+    GRID_STRIDE(i, n) z[i] = stf<T>(relu6f(ldf(a[i])) * ldf(b[i]));
+}
+template <typename T> __global__ void star_bwd_kernel(T *da, T *db, const T *dz, const T *a, const T *b, int64_t n) {
+    GRID_STRIDE(i, n) {
+        float av = ldf(a[i]), g = ldf(dz[i]);
+        if (da) da[i] = stf<T>(ldf(da[i]) + ((av > 0.0f && av < 6.0f) ? g * ldf(b[i]) : 0.0f));
+        if (db) db[i] = stf<T>(ldf(db[i]) + g * relu6f(av));
+    }
+}
+
+extern "C" int cg_cuda_relu6_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, int64_t n) {
+    EW_ARGS(p, n);
+    LAUNCH_EW(p, relu6_fwd_kernel, n, (ET *)y, (const ET *)x, n);
+    return CG_OK;
+}
+extern "C" int cg_cuda_relu6_backward(cg_cuda_ctx *ctx, cg_precision p, void *dx, const void *dy, const void *x,
+                                      int64_t n) {
+    EW_ARGS(p, n);
+    LAUNCH_EW(p, relu6_bwd_kernel, n, (ET *)dx, (const ET *)dy, (const ET *)x, n);
+    return CG_OK;
+}
+extern "C" int cg_cuda_star_relu6_forward(cg_cuda_ctx *ctx, cg_precision p, void *z, const void *a, const void *b,
+                                          int64_t n) {
+    EW_ARGS(p, n);
+    LAUNCH_EW(p, star_fwd_kernel, n, (ET *)z, (const ET *)a, (const ET *)b, n);
+    return CG_OK;
+}
+extern "C" int cg_cuda_star_relu6_backward(cg_cuda_ctx *ctx, cg_precision p, void *da, void *db, const void *dz,
+                                           const void *a, const void *b, int64_t n) {
+    EW_ARGS(p, n);
+    if (!da && !db) return CG_OK;
+    LAUNCH_EW(p, star_bwd_kernel, n, (ET *)da, (ET *)db, (const ET *)dz, (const ET *)a, (const ET *)b, n);
+    return CG_OK;
+}
+
+/* ---------------------------------------------------------------- GELU, QuickGELU
+ * GELU       y = 0.5 x (1 + erf(x / sqrt 2))   | dx += dy (Phi(x) + x phi(x)), phi = exp(-x^2/2)/sqrt(2 pi)
+ * QuickGELU  y = x s, s = sigmoid(1.702 x)     | dx += dy (s + 1.702 x s (1 - s))
+ * expf/erff are CUDA's full-precision functions (no --use_fast_math).
+ */
+#define INV_SQRT2 0.70710678118654752440f
+#define INV_SQRT_2PI 0.39894228040143267794f
+
+template <typename T> __global__ void gelu_fwd_kernel(T *y, const T *x, int64_t n) {
+    GRID_STRIDE(i, n) {
+        float v = ldf(x[i]);
+        y[i] = stf<T>(0.5f * v * (1.0f + erff(v * INV_SQRT2)));
+    }
+}
+template <typename T> __global__ void gelu_bwd_kernel(T *dx, const T *dy, const T *x, int64_t n) {
+    GRID_STRIDE(i, n) {
+        float v = ldf(x[i]);
+        float cdf = 0.5f * (1.0f + erff(v * INV_SQRT2)), pdf = INV_SQRT_2PI * expf(-0.5f * v * v);
+        dx[i] = stf<T>(ldf(dx[i]) + ldf(dy[i]) * (cdf + v * pdf));
+    }
+}
+__device__ __forceinline__ float sigmoid_f(float v) { return 1.0f / (1.0f + expf(-v)); }
+template <typename T> __global__ void qgelu_fwd_kernel(T *y, const T *x, int64_t n) {
+    GRID_STRIDE(i, n) {
+        float v = ldf(x[i]);
+        y[i] = stf<T>(v * sigmoid_f(1.702f * v));
+    }
+}
+template <typename T> __global__ void qgelu_bwd_kernel(T *dx, const T *dy, const T *x, int64_t n) {
+    GRID_STRIDE(i, n) {
+        float v = ldf(x[i]), s = sigmoid_f(1.702f * v);
+        dx[i] = stf<T>(ldf(dx[i]) + ldf(dy[i]) * (s + 1.702f * v * s * (1.0f - s)));
+    }
+}
+
+extern "C" int cg_cuda_gelu_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, int64_t n) {
+    EW_ARGS(p, n);
+    LAUNCH_EW(p, gelu_fwd_kernel, n, (ET *)y, (const ET *)x, n);
+    return CG_OK;
+}
+extern "C" int cg_cuda_gelu_backward(cg_cuda_ctx *ctx, cg_precision p, void *dx, const void *dy, const void *x,
+                                     int64_t n) {
+    EW_ARGS(p, n);
+    LAUNCH_EW(p, gelu_bwd_kernel, n, (ET *)dx, (const ET *)dy, (const ET *)x, n);
+    return CG_OK;
+}
+extern "C" int cg_cuda_quick_gelu_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, int64_t n) {
+    EW_ARGS(p, n);
+    LAUNCH_EW(p, qgelu_fwd_kernel, n, (ET *)y, (const ET *)x, n);
+    return CG_OK;
+}
+extern "C" int cg_cuda_quick_gelu_backward(cg_cuda_ctx *ctx, cg_precision p, void *dx, const void *dy, const void *x,
+                                           int64_t n) {
+    EW_ARGS(p, n);
+    LAUNCH_EW(p, qgelu_bwd_kernel, n, (ET *)dx, (const ET *)dy, (const ET *)x, n);
+    return CG_OK;
+}
+
+/* ---------------------------------------------------------------- residual + DropPath
+ * [C, N, K]:  y = x + s[n] f          | dx += dy ; df += s[n] dy          (s = 1 when scale is NULL)
+ */
+template <typename T>
+__global__ void residual_fwd_kernel(T *y, const T *x, const T *f, const float *__restrict__ scale, int64_t N, int64_t K,
+                                    int64_t n) {
+    GRID_STRIDE(i, n) {
+        float s = scale ? scale[(i / K) % N] : 1.0f;
+        y[i] = stf<T>(ldf(x[i]) + s * ldf(f[i]));
+    }
+}
+template <typename T>
+__global__ void residual_bwd_kernel(T *dx, T *df, const T *dy, const float *__restrict__ scale, int64_t N, int64_t K,
+                                    int64_t n) {
+    GRID_STRIDE(i, n) {
+        float g = ldf(dy[i]);
+        if (dx) dx[i] = stf<T>(ldf(dx[i]) + g);
+        if (df) {
+            float s = scale ? scale[(i / K) % N] : 1.0f;
+            df[i] = stf<T>(ldf(df[i]) + s * g);
+        }
+    }
+}
+
+extern "C" int cg_cuda_residual_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, const void *f,
+                                        const float *scale, int64_t C, int64_t N, int64_t K) {
+    CG_CHECK_PREC(p);
+    CG_CUDA_ARG(C >= 0 && N >= 0 && K >= 0, "C=%lld N=%lld K=%lld", (long long)C, (long long)N, (long long)K);
+    int64_t n = C * N * K;
+    if (n == 0) return CG_OK;
+    LAUNCH_EW(p, residual_fwd_kernel, n, (ET *)y, (const ET *)x, (const ET *)f, scale, N, K, n);
+    return CG_OK;
+}
+extern "C" int cg_cuda_residual_backward(cg_cuda_ctx *ctx, cg_precision p, void *dx, void *df, const void *dy,
+                                         const float *scale, int64_t C, int64_t N, int64_t K) {
+    CG_CHECK_PREC(p);
+    CG_CUDA_ARG(C >= 0 && N >= 0 && K >= 0, "C=%lld N=%lld K=%lld", (long long)C, (long long)N, (long long)K);
+    int64_t n = C * N * K;
+    if (n == 0 || (!dx && !df)) return CG_OK;
+    LAUNCH_EW(p, residual_bwd_kernel, n, (ET *)dx, (ET *)df, (const ET *)dy, scale, N, K, n);
+    return CG_OK;
+}
+
+/* ---------------------------------------------------------------- global average pooling
+ * y[n, c] = (1/HW) sum_hw x[c, n, hw]  (one warp per plane)   | dx[c, n, hw] += dy[n, c] (1/HW)
+ */
+template <typename T>
+__global__ void __launch_bounds__(CG_BLOCK)
+avgpool_fwd_kernel(T *__restrict__ y, const T *__restrict__ x, int64_t C, int64_t N, int64_t HW) {
+    int64_t plane = (int64_t)blockIdx.x * CG_WARPS + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (plane >= C * N) return;
+    const T *xp = x + plane * HW;
+    float s = 0.0f;
+    for (int64_t i = lane; i < HW; i += 32) s += ldf(xp[i]);
+    s = warp_sum(s);
+    if (lane == 0) {
+        int64_t c = plane / N, n = plane % N;
+        y[n * C + c] = stf<T>(s / (float)HW);
+    }
+}
+template <typename T>
+__global__ void avgpool_bwd_kernel(T *__restrict__ dx, const T *__restrict__ dy, int64_t C, int64_t N, int64_t HW,
+                                   float inv, int64_t n) {
+    GRID_STRIDE(i, n) {
+        int64_t plane = i / HW, c = plane / N, nn = plane % N;
+        dx[i] = stf<T>(ldf(dx[i]) + ldf(dy[nn * C + c]) * inv);
+    }
+}
+
+extern "C" int cg_cuda_avgpool_global_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, int64_t C,
+                                              int64_t N, int64_t HW) {
+    CG_CHECK_PREC(p);
+    CG_CUDA_ARG(C >= 0 && N >= 0 && HW >= 1 && (C * N + CG_WARPS - 1) / CG_WARPS <= 0x7fffffffLL, "C=%lld N=%lld HW=%lld",
+                (long long)C, (long long)N, (long long)HW);
+    if (C * N == 0) return CG_OK;
+    unsigned int grid = (unsigned int)((C * N + CG_WARPS - 1) / CG_WARPS);
+    if (p == CG_PREC_BF16) avgpool_fwd_kernel<bf16><<<grid, CG_BLOCK, 0, ctx->stream>>>((bf16 *)y, (const bf16 *)x, C, N, HW);
+    else avgpool_fwd_kernel<float><<<grid, CG_BLOCK, 0, ctx->stream>>>((float *)y, (const float *)x, C, N, HW);
+    CG_CUDA_CHECK_LAUNCH(ctx, "avgpool_fwd_kernel");
+    return CG_OK;
+}
+extern "C" int cg_cuda_avgpool_global_backward(cg_cuda_ctx *ctx, cg_precision p, void *dx, const void *dy, int64_t C,
+                                               int64_t N, int64_t HW) {
+    CG_CHECK_PREC(p);
+    CG_CUDA_ARG(C >= 0 && N >= 0 && HW >= 1, "C=%lld N=%lld HW=%lld", (long long)C, (long long)N, (long long)HW);
+    int64_t n = C * N * HW;
+    if (n == 0) return CG_OK;
+    float inv = 1.0f / (float)HW;
+    LAUNCH_EW(p, avgpool_bwd_kernel, n, (ET *)dx, (const ET *)dy, C, N, HW, inv, n);
+    return CG_OK;
+}
+
+/* ---------------------------------------------------------------- token embedding
+ * Forward:   y[n, :] (+)= table[ids[n], :]           (an id outside [0, V): row skipped, fault raised)
+ * Backward:  dtable[ids[n], :] += dy[n, :] for ids[n] != skip_id
+ *   1. (id, n) pairs sorted by id with a stable radix sort (cub), over all 32 bits so that even an
+ *      invalid id sorts into its own run;
+ *   2. one block per run start: its threads take columns, each adds the run's rows in the order
+ *      of n — the CPU's additions in the CPU's order. No atomics, one writer per table row.
+ */
+template <typename T>
+__global__ void emb_fwd_kernel(T *y, const int32_t *__restrict__ ids, const T *__restrict__ table, int64_t C, int64_t V,
+                               int accumulate, unsigned int *faults, int64_t n) {
+    GRID_STRIDE(i, n) {
+        int64_t row = i / C, c = i % C;
+        int32_t id = ids[row];
+        if (id < 0 || id >= V) {
+            if (c == 0) atomicOr(faults, CG_CUDA_FAULT_EMBEDDING_ID);
+            if (!accumulate) y[i] = stf<T>(0.0f);
+            continue;
+        }
+        float v = ldf(table[(int64_t)id * C + c]);
+        y[i] = stf<T>(accumulate ? ldf(y[i]) + v : v);
+    }
+}
+
+__global__ void iota_kernel(int32_t *v, int64_t n) {
+    GRID_STRIDE(i, n) v[i] = (int32_t)i;
+}
+
+template <typename T>
+__global__ void emb_bwd_runs_kernel(float *__restrict__ dtable, const T *__restrict__ dy, const int32_t *__restrict__ keys,
+                                    const int32_t *__restrict__ rows, int64_t N, int64_t C, int64_t V, int32_t skip_id,
+                                    unsigned int *faults) {
+    for (int64_t i = blockIdx.x; i < N; i += gridDim.x) {
+        int32_t id = keys[i];
+        if (i > 0 && keys[i - 1] == id) continue;  /* not the start of a run (the same for the whole block) */
+        if (id == skip_id) continue;
+        if (id < 0 || id >= V) {
+            if (threadIdx.x == 0) atomicOr(faults, CG_CUDA_FAULT_EMBEDDING_ID);
+            continue;
+        }
+        int64_t end = i + 1;
+        while (end < N && keys[end] == id) end++;
+        float *dst = dtable + (int64_t)id * C;
+        for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+            float s = dst[c];
+            for (int64_t j = i; j < end; j++) s += ldf(dy[(int64_t)rows[j] * C + c]);
+            dst[c] = s;
+        }
+    }
+}
+
+static int emb_sort_temp_bytes(int64_t N, cudaStream_t stream, size_t *bytes) {
+    *bytes = 0;
+    cudaError_t e = cub::DeviceRadixSort::SortPairs((void *)NULL, *bytes, (const int32_t *)NULL, (int32_t *)NULL,
+                                                    (const int32_t *)NULL, (int32_t *)NULL, (int)N, 0, 32, stream);
+    return e == cudaSuccess;
+}
+
+/* keys_out, rows_in, rows_out: N int32 each (256-aligned), then cub's temporary storage */
+static size_t emb_layout(int64_t N, size_t temp) { return 3 * cg_align_up((size_t)N * sizeof(int32_t), 256) + temp; }
+
+extern "C" size_t cg_cuda_embedding_scratch_bytes(int64_t N) {
+    size_t temp = 0;
+    if (!emb_sort_temp_bytes(N, 0, &temp)) {
+        (void)cudaGetLastError();
+        temp = (size_t)N * 16 + ((size_t)4 << 20);  /* no device to ask: a generous estimate */
+    }
+    return emb_layout(N, temp);
+}
+
+extern "C" int cg_cuda_embedding_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const int32_t *ids,
+                                         const void *table, int64_t N, int64_t C, int64_t V, int accumulate) {
+    CG_CHECK_PREC(p);
+    CG_CUDA_ARG(N >= 0 && C >= 1 && V >= 1, "N=%lld C=%lld V=%lld", (long long)N, (long long)C, (long long)V);
+    int64_t n = N * C;
+    if (n == 0) return CG_OK;
+    LAUNCH_EW(p, emb_fwd_kernel, n, (ET *)y, ids, (const ET *)table, C, V, accumulate, ctx->faults, n);
+    return CG_OK;
+}
+
+template <typename T>
+static int emb_backward(cg_cuda_ctx *ctx, float *dtable, const void *dy, const int32_t *ids, int64_t N, int64_t C,
+                        int64_t V, int32_t skip_id) {
+    size_t temp = 0;
+    if (!emb_sort_temp_bytes(N, ctx->stream, &temp)) CG_CUDA_CHECK(cudaGetLastError());
+    size_t need = emb_layout(N, temp), slot = cg_align_up((size_t)N * sizeof(int32_t), 256);
+    CG_SCRATCH_NEED(ctx, need, "embedding backward");
+    char *base = (char *)ctx->scratch;
+    int32_t *keys = (int32_t *)base, *rows_in = (int32_t *)(base + slot), *rows = (int32_t *)(base + 2 * slot);
+    void *tmp = base + 3 * slot;
+    iota_kernel<<<cg_grid(N, 256), 256, 0, ctx->stream>>>(rows_in, N);
+    CG_CUDA_CHECK_LAUNCH(ctx, "iota_kernel");
+    CG_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(tmp, temp, ids, keys, rows_in, rows, (int)N, 0, 32, ctx->stream));
+    emb_bwd_runs_kernel<T><<<cg_grid(N, 1, 65536), 128, 0, ctx->stream>>>(dtable, (const T *)dy, keys, rows, N, C, V,
+                                                                         skip_id, ctx->faults);
+    CG_CUDA_CHECK_LAUNCH(ctx, "emb_bwd_runs_kernel");
+    return CG_OK;
+}
+
+extern "C" int cg_cuda_embedding_backward(cg_cuda_ctx *ctx, cg_precision p, float *dtable, const void *dy,
+                                          const int32_t *ids, int64_t N, int64_t C, int64_t V, int32_t skip_id) {
+    CG_CHECK_PREC(p);
+    CG_CUDA_ARG(N >= 0 && N <= 0x7fffffffLL && C >= 1 && V >= 1, "N=%lld C=%lld V=%lld", (long long)N, (long long)C,
+                (long long)V);
+    if (N == 0) return CG_OK;
+    if (p == CG_PREC_BF16) return emb_backward<bf16>(ctx, dtable, dy, ids, N, C, V, skip_id);
+    return emb_backward<float>(ctx, dtable, dy, ids, N, C, V, skip_id);
+}
+
+/* ---------------------------------------------------------------- position embedding
+ * Forward:   y[b, t, :] += pos[t, :]          | Backward: dpos[t, :] += sum_b dy[b, t, :]
+ * (the backward is a column sum of dy viewed as [B, T*C]: deterministic partials) */
+template <typename T>
+__global__ void posemb_fwd_kernel(T *y, const T *__restrict__ pos, int64_t TC, int64_t n) {
+    GRID_STRIDE(i, n) y[i] = stf<T>(ldf(y[i]) + ldf(pos[i % TC]));
+}
+
+extern "C" int cg_cuda_posemb_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *pos, int64_t B, int64_t T,
+                                      int64_t C) {
+    CG_CHECK_PREC(p);
+    CG_CUDA_ARG(B >= 0 && T >= 1 && C >= 1, "B=%lld T=%lld C=%lld", (long long)B, (long long)T, (long long)C);
+    int64_t n = B * T * C;
+    if (n == 0) return CG_OK;
+    int64_t TC = T * C;
+    LAUNCH_EW(p, posemb_fwd_kernel, n, (ET *)y, (const ET *)pos, TC, n);
+    return CG_OK;
+}
+
+extern "C" int cg_cuda_posemb_backward(cg_cuda_ctx *ctx, cg_precision p, float *dpos, const void *dy, int64_t B,
+                                       int64_t T, int64_t C) {
+    CG_CHECK_PREC(p);
+    CG_CUDA_ARG(B >= 0 && T >= 1 && C >= 1, "B=%lld T=%lld C=%lld", (long long)B, (long long)T, (long long)C);
+    if (B == 0) return CG_OK;
+    return cg_cuda_colsum_acc(ctx, p, dpos, dy, B, T * C);
+}

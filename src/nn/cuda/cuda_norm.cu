@@ -1,0 +1,533 @@
+/* cuda_norm.cu — BatchNorm, LayerNorm, and the deterministic per-row / per-column sums that the
+ * other layers' bias gradients use.
+ *
+ * Reductions: a [C, M] tensor (one channel per row) is cut into P chunks per channel; block
+ * (c, p) sums its chunk (double accumulators per thread, a double block reduction) into
+ * scratch; a second kernel, one thread per channel, adds the P partials in order. Column sums of
+ * an [R, C] tensor do the same with row chunks, threads along the columns (coalesced). No
+ * atomics: the result does not depend on scheduling, and the sums are at least as accurate as the
+ * CPU's double sums.
+ */
+#include "nn/cuda/cuda_common.cuh"
+#include "nn/cuda/cuda_ops.h"
+
+enum { RED_SUM = 0, RED_SQDEV = 1, RED_BWD = 2 };
+
+/* ---------------------------------------------------------------- partition plans */
+
+typedef struct {
+    int64_t P, chunk;
+} red_plan;
+
+/* P chunks of `target` items (at most 1024), fewer when the partials (P * lanes * 2 doubles)
+ * would not fit in `avail` bytes of scratch; every chunk is non-empty. */
+static int plan(int64_t n_items, int64_t lanes, int64_t target, size_t avail, red_plan *pl, const char *what) {
+    int64_t P = (n_items + target - 1) / target;
+    if (P > 1024) P = 1024;
+    if (P < 1) P = 1;
+    int64_t maxP = (int64_t)(avail / ((size_t)lanes * 2 * sizeof(double)));
+    CG_CUDA_ARG(maxP >= 1, "%s: scratch too small for %lld partial sums", what, (long long)lanes);
+    if (P > maxP) P = maxP;
+    pl->chunk = (n_items + P - 1) / P;
+    pl->P = (n_items + pl->chunk - 1) / pl->chunk;
+    return CG_OK;
+}
+
+/* ---------------------------------------------------------------- channel (row) partial sums
+ * x, dy [C, M]. Block b = c * P + p sums items [p*chunk, min(M, (p+1)*chunk)) of channel c:
+ *   RED_SUM:    s0 = sum x
+ *   RED_SQDEV:  s0 = sum (x - mean_d[c])^2
+ *   RED_BWD:    s0 = sum dy,  s1 = sum dy * (x - mean[c]) * rstd[c]
+ * part[(c * P + p) * 2 + {0, 1}] = s0, s1. */
+template <typename T, int MODE>
+__global__ void __launch_bounds__(CG_BLOCK)
+chan_partials_kernel(const T *__restrict__ x, const T *__restrict__ dy, const double *__restrict__ mean_d,
+                     const float *__restrict__ mean, const float *__restrict__ rstd, int64_t M, int64_t P, int64_t chunk,
+                     double *__restrict__ part) {
+    __shared__ double shm[CG_WARPS];
+    int64_t c = blockIdx.x / P, pp = blockIdx.x % P;
+    int64_t i0 = pp * chunk, i1 = i0 + chunk < M ? i0 + chunk : M;
+    const T *xc = x + c * M;
+    double s0 = 0.0, s1 = 0.0;
+    if (MODE == RED_SUM) {
+        for (int64_t i = i0 + threadIdx.x; i < i1; i += CG_BLOCK) s0 += (double)ldf(xc[i]);
+    } else if (MODE == RED_SQDEV) {
+        double mu = mean_d[c];
+        for (int64_t i = i0 + threadIdx.x; i < i1; i += CG_BLOCK) {
+            double d = (double)ldf(xc[i]) - mu;
+            s0 += d * d;
+        }
+    } else {
+        const T *gc = dy + c * M;
+        float mu = mean[c], rs = rstd[c];
+        for (int64_t i = i0 + threadIdx.x; i < i1; i += CG_BLOCK) {
+            float g = ldf(gc[i]);
+            s0 += (double)g;
+            s1 += (double)g * (double)((ldf(xc[i]) - mu) * rs);
+        }
+    }
+    s0 = block_sum_d(s0, shm);
+    s1 = block_sum_d(s1, shm);
+    if (threadIdx.x == 0) {
+        part[(c * P + pp) * 2] = s0;
+        part[(c * P + pp) * 2 + 1] = s1;
+    }
+}
+
+template <typename T, int MODE>
+static int chan_partials(cg_cuda_ctx *ctx, const void *x, const void *dy, const double *mean_d, const float *mean,
+                         const float *rstd, int64_t C, int64_t M, const red_plan *pl, double *part) {
+    chan_partials_kernel<T, MODE><<<(unsigned int)(C * pl->P), CG_BLOCK, 0, ctx->stream>>>(
+        (const T *)x, (const T *)dy, mean_d, mean, rstd, M, pl->P, pl->chunk, part);
+    CG_CUDA_CHECK_LAUNCH(ctx, "chan_partials_kernel");
+    return CG_OK;
+}
+
+/* dst[c] += sum_p part[c, p, 0] */
+__global__ void rowsum_finalize_kernel(float *__restrict__ dst, const double *__restrict__ part, int64_t C, int64_t P) {
+    int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    double s = 0.0;
+    for (int64_t p = 0; p < P; p++) s += part[(c * P + p) * 2];
+    dst[c] += (float)s;
+}
+
+/* Grid limit for one block per (channel, chunk). */
+#define CHAN_CHECK(C, P) CG_CUDA_ARG((C) * (P) <= 0x7fffffffLL, "C=%lld too many channels", (long long)(C))
+
+int cg_cuda_rowsum_acc(cg_cuda_ctx *ctx, cg_precision p, float *dst, const void *src, int64_t C, int64_t M) {
+    CG_CHECK_PREC(p);
+    if (C == 0 || M == 0) return CG_OK;
+    red_plan pl = {0, 0};
+    CG_TRY(plan(M, C, 8192, ctx->scratch_bytes, &pl, "row sums"));
+    CHAN_CHECK(C, pl.P);
+    double *part = (double *)ctx->scratch;
+    if (p == CG_PREC_BF16) CG_TRY((chan_partials<bf16, RED_SUM>(ctx, src, NULL, NULL, NULL, NULL, C, M, &pl, part)));
+    else CG_TRY((chan_partials<float, RED_SUM>(ctx, src, NULL, NULL, NULL, NULL, C, M, &pl, part)));
+    rowsum_finalize_kernel<<<cg_grid(C, 256), 256, 0, ctx->stream>>>(dst, part, C, pl.P);
+    CG_CUDA_CHECK_LAUNCH(ctx, "rowsum_finalize_kernel");
+    return CG_OK;
+}
+
+/* ---------------------------------------------------------------- column partial sums
+ * a, x [R, C]. Block b = p * ncb + cb, thread t: column c = cb * CG_BLOCK + t, rows [p*chunk, ..):
+ *   RED_SUM:  s0 = sum_r a[r, c]
+ *   RED_BWD:  s0 = sum_r a[r, c] * (x[r, c] - mean[r]) * rstd[r],  s1 = sum_r a[r, c]   (LayerNorm dw, db)
+ * part[(p * C + c) * 2 + {0, 1}]. */
+template <typename T, int MODE>
+__global__ void __launch_bounds__(CG_BLOCK)
+col_partials_kernel(const T *__restrict__ a, const T *__restrict__ x, const float *__restrict__ mean,
+                    const float *__restrict__ rstd, int64_t R, int64_t C, int64_t P, int64_t chunk,
+                    double *__restrict__ part) {
+    int64_t ncb = (C + CG_BLOCK - 1) / CG_BLOCK;
+    int64_t cb = blockIdx.x % ncb, pp = blockIdx.x / ncb;
+    int64_t c = cb * CG_BLOCK + threadIdx.x;
+    if (c >= C) return;  /* no block-wide synchronisation in this kernel */
+    int64_t r0 = pp * chunk, r1 = r0 + chunk < R ? r0 + chunk : R;
+    double s0 = 0.0, s1 = 0.0;
+    for (int64_t r = r0; r < r1; r++) {
+        float g = ldf(a[r * C + c]);
+        if (MODE == RED_SUM) {
+            s0 += (double)g;
+        } else {
+            s0 += (double)g * (double)((ldf(x[r * C + c]) - mean[r]) * rstd[r]);
+            s1 += (double)g;
+        }
+    }
+    part[(pp * C + c) * 2] = s0;
+    part[(pp * C + c) * 2 + 1] = s1;
+}
+
+/* d0[c] += sum_p part[p, c, 0] ; d1[c] += sum_p part[p, c, 1] (either may be NULL) */
+__global__ void col_finalize_kernel(float *__restrict__ d0, float *__restrict__ d1, const double *__restrict__ part,
+                                    int64_t C, int64_t P) {
+    int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    double s0 = 0.0, s1 = 0.0;
+    for (int64_t p = 0; p < P; p++) {
+        s0 += part[(p * C + c) * 2];
+        s1 += part[(p * C + c) * 2 + 1];
+    }
+    if (d0) d0[c] += (float)s0;
+    if (d1) d1[c] += (float)s1;
+}
+
+template <typename T, int MODE>
+static int col_sums(cg_cuda_ctx *ctx, float *d0, float *d1, const void *a, const void *x, const float *mean,
+                    const float *rstd, int64_t R, int64_t C) {
+    red_plan pl = {0, 0};
+    CG_TRY(plan(R, C, 64, ctx->scratch_bytes, &pl, "column sums"));
+    int64_t ncb = (C + CG_BLOCK - 1) / CG_BLOCK;
+    CG_CUDA_ARG(ncb * pl.P <= 0x7fffffffLL, "C=%lld too wide", (long long)C);
+    double *part = (double *)ctx->scratch;
+    col_partials_kernel<T, MODE><<<(unsigned int)(ncb * pl.P), CG_BLOCK, 0, ctx->stream>>>(
+        (const T *)a, (const T *)x, mean, rstd, R, C, pl.P, pl.chunk, part);
+    CG_CUDA_CHECK_LAUNCH(ctx, "col_partials_kernel");
+    col_finalize_kernel<<<cg_grid(C, 256), 256, 0, ctx->stream>>>(d0, d1, part, C, pl.P);
+    CG_CUDA_CHECK_LAUNCH(ctx, "col_finalize_kernel");
+    return CG_OK;
+}
+
+int cg_cuda_colsum_acc(cg_cuda_ctx *ctx, cg_precision p, float *dst, const void *src, int64_t R, int64_t C) {
+    CG_CHECK_PREC(p);
+    if (R == 0 || C == 0) return CG_OK;
+    if (p == CG_PREC_BF16) return col_sums<bf16, RED_SUM>(ctx, dst, NULL, src, NULL, NULL, NULL, R, C);
+    return col_sums<float, RED_SUM>(ctx, dst, NULL, src, NULL, NULL, NULL, R, C);
+}
+
+/* ---------------------------------------------------------------- BatchNorm
+ *
+ * x [C, M], per channel c over its M values (nn/batchnorm.h):
+ * Train forward                                  | Train backward
+ *   mean = sum x / M                             |   sg = sum dy ; sgx = sum dy * xhat
+ *   var  = sum (x - mean)^2 / M   (biased)       |   dbeta += sg ; dgamma += sgx
+ *   rstd = 1 / sqrt(var + eps)                   |   dx += gamma rstd (dy - sg/M - xhat sgx/M)
+ *   y = a x + b, a = gamma rstd, b = beta - mean a
+ *   running_mean = (1-m) running_mean + m mean
+ *   running_var  = (1-m) running_var + m var M/(M-1)
+ * Eval forward                                   | Eval backward
+ *   rstd = 1 / sqrt(running_var + eps)           |   xhat with running stats; dbeta += sum dy,
+ *   y = gamma (x - running_mean) rstd + beta     |   dgamma += sum dy xhat ; dx += gamma rstd dy
+ * Kernels: partial sums (chan_partials_kernel) -> one thread per channel finalises (double) ->
+ * one element-wise pass. Train forward reads x three times (sum, squared deviations, apply):
+ * two-pass statistics like the CPU's, no E[x^2] - E[x]^2 cancellation.
+ *
+ * Scratch: per-channel values first (double mean, four float arrays), the partials after them.
+ */
+
+typedef struct {
+    double *mean_d;
+    float *f0, *f1, *f2, *f3;
+    double *part;
+    red_plan pl = {0, 0};
+} bn_scratch;
+
+static int bn_layout(cg_cuda_ctx *ctx, int64_t C, int64_t M, bn_scratch *s) {
+    size_t chan = cg_align_up((size_t)C * (sizeof(double) + 4 * sizeof(float)), 256);
+    CG_SCRATCH_NEED(ctx, chan + (size_t)C * 2 * sizeof(double), "batchnorm");
+    char *base = (char *)ctx->scratch;
+    s->mean_d = (double *)base;
+    s->f0 = (float *)(base + (size_t)C * sizeof(double));
+    s->f1 = s->f0 + C;
+    s->f2 = s->f1 + C;
+    s->f3 = s->f2 + C;
+    s->part = (double *)(base + chan);
+    CG_TRY(plan(M, C, 8192, ctx->scratch_bytes - chan, &s->pl, "batchnorm"));
+    CHAN_CHECK(C, s->pl.P);
+    return CG_OK;
+}
+
+/* mean_d[c] = sum / M ; save_mean[c] = (float) mean */
+__global__ void bn_mean_kernel(const double *__restrict__ part, int64_t C, int64_t P, int64_t M,
+                               double *__restrict__ mean_d, float *__restrict__ save_mean) {
+    int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    double s = 0.0;
+    for (int64_t p = 0; p < P; p++) s += part[(c * P + p) * 2];
+    double mean = s / (double)M;
+    mean_d[c] = mean;
+    save_mean[c] = (float)mean;
+}
+
+/* var, rstd, running stats, and the affine a (ca), b (cb) of the apply pass */
+template <typename T>
+__global__ void bn_var_kernel(const double *__restrict__ part, int64_t C, int64_t P, int64_t M,
+                              const double *__restrict__ mean_d, const T *__restrict__ gamma,
+                              const T *__restrict__ beta, float eps, float momentum, float *__restrict__ rm,
+                              float *__restrict__ rv, float *__restrict__ save_rstd, float *__restrict__ ca,
+                              float *__restrict__ cb) {
+    int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    double ss = 0.0;
+    for (int64_t p = 0; p < P; p++) ss += part[(c * P + p) * 2];
+    double mean = mean_d[c], var = ss / (double)M;
+    double rstd = 1.0 / sqrt(var + (double)eps);
+    double g = (double)ldf(gamma[c]), bt = (double)ldf(beta[c]);
+    ca[c] = (float)(g * rstd);
+    cb[c] = (float)(bt - mean * g * rstd);
+    save_rstd[c] = (float)rstd;
+    if (rm) {
+        double unbiased = M > 1 ? ss / (double)(M - 1) : var;
+        rm[c] = (float)((1.0 - (double)momentum) * (double)rm[c] + (double)momentum * mean);
+        rv[c] = (float)((1.0 - (double)momentum) * (double)rv[c] + (double)momentum * unbiased);
+    }
+}
+
+/* eval: a = gamma rstd, b = beta - running_mean a, rstd = 1/sqrt(running_var + eps) */
+template <typename T>
+__global__ void bn_eval_coef_kernel(const T *__restrict__ gamma, const T *__restrict__ beta,
+                                    const float *__restrict__ rm, const float *__restrict__ rv, float eps, int64_t C,
+                                    float *__restrict__ ca, float *__restrict__ cb, float *__restrict__ crstd) {
+    int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    float rstd = (float)(1.0 / sqrt((double)rv[c] + (double)eps));
+    float a = ldf(gamma[c]) * rstd;
+    crstd[c] = rstd;
+    ca[c] = a;
+    if (beta) cb[c] = ldf(beta[c]) - rm[c] * a;
+}
+
+/* y[c, i] = ca[c] x[c, i] + cb[c]   (y may alias x) */
+template <typename T>
+__global__ void chan_affine_kernel(T *y, const T *x, const float *__restrict__ ca, const float *__restrict__ cb,
+                                   int64_t C, int64_t M) {
+    int64_t n = C * M;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t c = i / M;
+        y[i] = stf<T>(ca[c] * ldf(x[i]) + cb[c]);
+    }
+}
+
+/* dgamma += sgx ; dbeta += sg ; k = gamma rstd ; mg = sg/M, mgx = sgx/M (train) or 0 (eval) */
+template <typename T>
+__global__ void bn_bwd_finalize_kernel(const double *__restrict__ part, int64_t C, int64_t P, int64_t M,
+                                       const T *__restrict__ gamma, const float *__restrict__ rstd, int train,
+                                       float *__restrict__ dgamma, float *__restrict__ dbeta, float *__restrict__ ck,
+                                       float *__restrict__ cmg, float *__restrict__ cmgx) {
+    int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    double sg = 0.0, sgx = 0.0;
+    for (int64_t p = 0; p < P; p++) {
+        sg += part[(c * P + p) * 2];
+        sgx += part[(c * P + p) * 2 + 1];
+    }
+    dgamma[c] += (float)sgx;
+    dbeta[c] += (float)sg;
+    ck[c] = ldf(gamma[c]) * rstd[c];
+    cmg[c] = train ? (float)(sg / (double)M) : 0.0f;
+    cmgx[c] = train ? (float)(sgx / (double)M) : 0.0f;
+}
+
+/* dx += k (dy - mg - xhat mgx),  xhat = (x - mean) rstd */
+template <typename T>
+__global__ void bn_bwd_apply_kernel(T *__restrict__ dx, const T *__restrict__ dy, const T *__restrict__ x,
+                                    const float *__restrict__ mean, const float *__restrict__ rstd,
+                                    const float *__restrict__ ck, const float *__restrict__ cmg,
+                                    const float *__restrict__ cmgx, int64_t C, int64_t M) {
+    int64_t n = C * M;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t c = i / M;
+        float xh = (ldf(x[i]) - mean[c]) * rstd[c];
+        dx[i] = stf<T>(ldf(dx[i]) + ck[c] * (ldf(dy[i]) - cmg[c] - xh * cmgx[c]));
+    }
+}
+
+#define BN_ARGS_OK(C, M) CG_CUDA_ARG((C) >= 1 && (M) >= 1, "C=%lld M=%lld", (long long)(C), (long long)(M))
+
+template <typename T>
+static int bn_forward_train(cg_cuda_ctx *ctx, void *y, const void *x, const void *gamma, const void *beta, float *rm,
+                            float *rv, float *save_mean, float *save_rstd, int64_t C, int64_t M, float momentum,
+                            float eps) {
+    bn_scratch s = {};
+    CG_TRY(bn_layout(ctx, C, M, &s));
+    unsigned int gc = cg_grid(C, 256);
+    CG_TRY((chan_partials<T, RED_SUM>(ctx, x, NULL, NULL, NULL, NULL, C, M, &s.pl, s.part)));
+    bn_mean_kernel<<<gc, 256, 0, ctx->stream>>>(s.part, C, s.pl.P, M, s.mean_d, save_mean);
+    CG_CUDA_CHECK_LAUNCH(ctx, "bn_mean_kernel");
+    CG_TRY((chan_partials<T, RED_SQDEV>(ctx, x, NULL, s.mean_d, NULL, NULL, C, M, &s.pl, s.part)));
+    bn_var_kernel<T><<<gc, 256, 0, ctx->stream>>>(s.part, C, s.pl.P, M, s.mean_d, (const T *)gamma, (const T *)beta, eps,
+                                                  momentum, rm, rv, save_rstd, s.f0, s.f1);
+    CG_CUDA_CHECK_LAUNCH(ctx, "bn_var_kernel");
+    chan_affine_kernel<T><<<cg_grid(C * M, 256), 256, 0, ctx->stream>>>((T *)y, (const T *)x, s.f0, s.f1, C, M);
+    CG_CUDA_CHECK_LAUNCH(ctx, "chan_affine_kernel");
+    return CG_OK;
+}
+
+extern "C" int cg_cuda_batchnorm_forward_train(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x,
+                                               const void *gamma, const void *beta, float *running_mean,
+                                               float *running_var, float *save_mean, float *save_rstd, int64_t C,
+                                               int64_t M, float momentum, float eps) {
+    CG_CHECK_PREC(p);
+    BN_ARGS_OK(C, M);
+    CG_CUDA_ARG(!running_mean == !running_var, "running_mean and running_var: both or neither");
+    CG_CUDA_ARG(gamma && beta && save_mean && save_rstd, "gamma, beta, save_mean and save_rstd are required");
+    if (p == CG_PREC_BF16)
+        return bn_forward_train<bf16>(ctx, y, x, gamma, beta, running_mean, running_var, save_mean, save_rstd, C, M,
+                                      momentum, eps);
+    return bn_forward_train<float>(ctx, y, x, gamma, beta, running_mean, running_var, save_mean, save_rstd, C, M,
+                                   momentum, eps);
+}
+
+template <typename T>
+static int bn_backward(cg_cuda_ctx *ctx, void *dx, float *dgamma, float *dbeta, const void *dy, const void *x,
+                       const void *gamma, const float *mean, const float *rstd, int64_t C, int64_t M, int train,
+                       const bn_scratch *s) {
+    unsigned int gc = cg_grid(C, 256);
+    CG_TRY((chan_partials<T, RED_BWD>(ctx, x, dy, NULL, mean, rstd, C, M, &s->pl, s->part)));
+    bn_bwd_finalize_kernel<T><<<gc, 256, 0, ctx->stream>>>(s->part, C, s->pl.P, M, (const T *)gamma, rstd, train, dgamma,
+                                                           dbeta, s->f0, s->f1, s->f2);
+    CG_CUDA_CHECK_LAUNCH(ctx, "bn_bwd_finalize_kernel");
+    if (dx) {
+        bn_bwd_apply_kernel<T><<<cg_grid(C * M, 256), 256, 0, ctx->stream>>>(
+            (T *)dx, (const T *)dy, (const T *)x, mean, rstd, s->f0, s->f1, s->f2, C, M);
+        CG_CUDA_CHECK_LAUNCH(ctx, "bn_bwd_apply_kernel");
+    }
+    return CG_OK;
+}
+
+extern "C" int cg_cuda_batchnorm_backward_train(cg_cuda_ctx *ctx, cg_precision p, void *dx, float *dgamma, float *dbeta,
+                                                const void *dy, const void *x, const void *gamma,
+                                                const float *save_mean, const float *save_rstd, int64_t C,
+                                                int64_t M) {
+    CG_CHECK_PREC(p);
+    BN_ARGS_OK(C, M);
+    CG_CUDA_ARG(dgamma && dbeta, "dgamma and dbeta are required");
+    bn_scratch s = {};
+    CG_TRY(bn_layout(ctx, C, M, &s));
+    if (p == CG_PREC_BF16) return bn_backward<bf16>(ctx, dx, dgamma, dbeta, dy, x, gamma, save_mean, save_rstd, C, M, 1, &s);
+    return bn_backward<float>(ctx, dx, dgamma, dbeta, dy, x, gamma, save_mean, save_rstd, C, M, 1, &s);
+}
+
+template <typename T>
+static int bn_forward_eval(cg_cuda_ctx *ctx, void *y, const void *x, const void *gamma, const void *beta,
+                           const float *rm, const float *rv, int64_t C, int64_t M, float eps) {
+    bn_scratch s = {};
+    CG_TRY(bn_layout(ctx, C, M, &s));
+    bn_eval_coef_kernel<T><<<cg_grid(C, 256), 256, 0, ctx->stream>>>((const T *)gamma, (const T *)beta, rm, rv, eps, C,
+                                                                      s.f0, s.f1, s.f2);
+    CG_CUDA_CHECK_LAUNCH(ctx, "bn_eval_coef_kernel");
+    chan_affine_kernel<T><<<cg_grid(C * M, 256), 256, 0, ctx->stream>>>((T *)y, (const T *)x, s.f0, s.f1, C, M);
+    CG_CUDA_CHECK_LAUNCH(ctx, "chan_affine_kernel");
+    return CG_OK;
+}
+
+extern "C" int cg_cuda_batchnorm_forward_eval(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x,
+                                              const void *gamma, const void *beta, const float *running_mean,
+                                              const float *running_var, int64_t C, int64_t M, float eps) {
+    CG_CHECK_PREC(p);
+    BN_ARGS_OK(C, M);
+    CG_CUDA_ARG(gamma && beta && running_mean && running_var, "gamma, beta and the running stats are required");
+    if (p == CG_PREC_BF16) return bn_forward_eval<bf16>(ctx, y, x, gamma, beta, running_mean, running_var, C, M, eps);
+    return bn_forward_eval<float>(ctx, y, x, gamma, beta, running_mean, running_var, C, M, eps);
+}
+
+template <typename T>
+static int bn_backward_eval(cg_cuda_ctx *ctx, void *dx, float *dgamma, float *dbeta, const void *dy, const void *x,
+                            const void *gamma, const float *rm, const float *rv, int64_t C, int64_t M, float eps) {
+    bn_scratch s = {};
+    CG_TRY(bn_layout(ctx, C, M, &s));
+    /* rstd of the running variance into f3 (f0..f2 are the finaliser's outputs) */
+    bn_eval_coef_kernel<T><<<cg_grid(C, 256), 256, 0, ctx->stream>>>((const T *)gamma, (const T *)NULL, rm, rv, eps, C,
+                                                                      s.f0, s.f1, s.f3);
+    CG_CUDA_CHECK_LAUNCH(ctx, "bn_eval_coef_kernel");
+    return bn_backward<T>(ctx, dx, dgamma, dbeta, dy, x, gamma, rm, s.f3, C, M, 0, &s);
+}
+
+extern "C" int cg_cuda_batchnorm_backward_eval(cg_cuda_ctx *ctx, cg_precision p, void *dx, float *dgamma, float *dbeta,
+                                               const void *dy, const void *x, const void *gamma,
+                                               const float *running_mean, const float *running_var, int64_t C,
+                                               int64_t M, float eps) {
+    CG_CHECK_PREC(p);
+    BN_ARGS_OK(C, M);
+    CG_CUDA_ARG(dgamma && dbeta && running_mean && running_var, "dgamma, dbeta and the running stats are required");
+    if (p == CG_PREC_BF16)
+        return bn_backward_eval<bf16>(ctx, dx, dgamma, dbeta, dy, x, gamma, running_mean, running_var, C, M, eps);
+    return bn_backward_eval<float>(ctx, dx, dgamma, dbeta, dy, x, gamma, running_mean, running_var, C, M, eps);
+}
+
+/* ---------------------------------------------------------------- LayerNorm
+ *
+ * One warp per row of C values (nn/layernorm.h):
+ * Forward                                        | Backward
+ *   mu = sum x / C                               |   g = dy w
+ *   var = sum (x - mu)^2 / C   (two passes)      |   dx += rstd (g - mean(g) - xh mean(g xh))
+ *   rstd = 1 / sqrt(var + eps)                   |   dw += sum_rows dy xh ; db += sum_rows dy
+ *   xh = (x - mu) rstd ;  y = xh w + b           |   (column sums: col_partials_kernel, RED_BWD)
+ * The row is re-read from memory (L1/L2) per pass rather than held in registers, so any C works.
+ */
+
+template <typename T>
+__global__ void __launch_bounds__(CG_BLOCK)
+ln_forward_kernel(T *y, float *__restrict__ mean, float *__restrict__ rstd, const T *x, const T *__restrict__ w,
+                  const T *__restrict__ b, int64_t N, int64_t C, float eps) {
+    int64_t row = (int64_t)blockIdx.x * CG_WARPS + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (row >= N) return;  /* whole warps leave; no block-wide synchronisation below */
+    const T *xr = x + row * C;
+    T *yr = y + row * C;
+    float s = 0.0f;
+    for (int64_t c = lane; c < C; c += 32) s += ldf(xr[c]);
+    float mu = warp_sum(s) / (float)C;
+    float v = 0.0f;
+    for (int64_t c = lane; c < C; c += 32) {
+        float d = ldf(xr[c]) - mu;
+        v += d * d;
+    }
+    float rs = 1.0f / sqrtf(warp_sum(v) / (float)C + eps);
+    for (int64_t c = lane; c < C; c += 32) {
+        float o = (ldf(xr[c]) - mu) * rs * ldf(w[c]);
+        if (b) o += ldf(b[c]);
+        yr[c] = stf<T>(o);
+    }
+    if (lane == 0) {
+        mean[row] = mu;
+        rstd[row] = rs;
+    }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(CG_BLOCK)
+ln_backward_dx_kernel(T *__restrict__ dx, const T *__restrict__ dy, const T *__restrict__ x,
+                      const float *__restrict__ mean, const float *__restrict__ rstd, const T *__restrict__ w,
+                      int64_t N, int64_t C) {
+    int64_t row = (int64_t)blockIdx.x * CG_WARPS + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (row >= N) return;
+    const T *xr = x + row * C, *gr = dy + row * C;
+    T *dr = dx + row * C;
+    float m = mean[row], r = rstd[row];
+    float sg = 0.0f, sgx = 0.0f;
+    for (int64_t c = lane; c < C; c += 32) {
+        float g = ldf(gr[c]) * ldf(w[c]);
+        sg += g;
+        sgx += g * ((ldf(xr[c]) - m) * r);
+    }
+    float a = warp_sum(sg) / (float)C, bb = warp_sum(sgx) / (float)C;
+    for (int64_t c = lane; c < C; c += 32) {
+        float xh = (ldf(xr[c]) - m) * r;
+        dr[c] = stf<T>(ldf(dr[c]) + r * (ldf(gr[c]) * ldf(w[c]) - a - xh * bb));
+    }
+}
+
+#define LN_ARGS_OK(N, C) CG_CUDA_ARG((N) >= 0 && (C) >= 1 && ((N) + CG_WARPS - 1) / CG_WARPS <= 0x7fffffffLL, \
+                                     "N=%lld C=%lld", (long long)(N), (long long)(C))
+
+extern "C" int cg_cuda_layernorm_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, float *mean, float *rstd,
+                                         const void *x, const void *w, const void *b, int64_t N, int64_t C,
+                                         float eps) {
+    CG_CHECK_PREC(p);
+    LN_ARGS_OK(N, C);
+    if (N == 0) return CG_OK;
+    unsigned int grid = (unsigned int)((N + CG_WARPS - 1) / CG_WARPS);
+    if (p == CG_PREC_BF16)
+        ln_forward_kernel<bf16><<<grid, CG_BLOCK, 0, ctx->stream>>>((bf16 *)y, mean, rstd, (const bf16 *)x,
+                                                                    (const bf16 *)w, (const bf16 *)b, N, C, eps);
+    else
+        ln_forward_kernel<float><<<grid, CG_BLOCK, 0, ctx->stream>>>((float *)y, mean, rstd, (const float *)x,
+                                                                     (const float *)w, (const float *)b, N, C, eps);
+    CG_CUDA_CHECK_LAUNCH(ctx, "ln_forward_kernel");
+    return CG_OK;
+}
+
+extern "C" int cg_cuda_layernorm_backward(cg_cuda_ctx *ctx, cg_precision p, void *dx, float *dw, float *db,
+                                          const void *dy, const void *x, const float *mean, const float *rstd,
+                                          const void *w, int64_t N, int64_t C) {
+    CG_CHECK_PREC(p);
+    LN_ARGS_OK(N, C);
+    if (N == 0) return CG_OK;
+    if (dx) {
+        unsigned int grid = (unsigned int)((N + CG_WARPS - 1) / CG_WARPS);
+        if (p == CG_PREC_BF16)
+            ln_backward_dx_kernel<bf16><<<grid, CG_BLOCK, 0, ctx->stream>>>(
+                (bf16 *)dx, (const bf16 *)dy, (const bf16 *)x, mean, rstd, (const bf16 *)w, N, C);
+        else
+            ln_backward_dx_kernel<float><<<grid, CG_BLOCK, 0, ctx->stream>>>(
+                (float *)dx, (const float *)dy, (const float *)x, mean, rstd, (const float *)w, N, C);
+        CG_CUDA_CHECK_LAUNCH(ctx, "ln_backward_dx_kernel");
+    }
+    if (dw || db) {
+        if (p == CG_PREC_BF16) CG_TRY((col_sums<bf16, RED_BWD>(ctx, dw, db, dy, x, mean, rstd, N, C)));
+        else CG_TRY((col_sums<float, RED_BWD>(ctx, dw, db, dy, x, mean, rstd, N, C)));
+    }
+    return CG_OK;
+}

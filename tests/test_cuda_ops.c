@@ -1,0 +1,839 @@
+/* test_cuda_ops.c — every CUDA layer (nn/cuda/) against its CPU reference (nn/), forward and all
+ * gradients, in fp32 and bf16.
+ *
+ * Each case draws fresh random inputs, runs the CPU function and the CUDA one on the same values
+ * and compares. In bf16 mode the inputs are first rounded to bf16 and the CPU computes in fp32 on
+ * those rounded values, so the error measured is the device's own (bf16 storage of outputs and
+ * intermediates), not the input rounding. Outputs that a function overwrites are poisoned with
+ * NaN first, so an element it fails to write fails the comparison; accumulated outputs start
+ * from random values, so "+=" is checked too. Sizes are odd on purpose (not multiples of a warp
+ * or a tile) and some are large enough for several blocks, partial sums and tiles.
+ *
+ * Metric per tensor: max |gpu - cpu| / max |cpu| (also the L2 relative error, printed).
+ * Tolerances: fp32 forward 1e-4, fp32 gradients 1e-3; bf16 per tensor as written at each
+ * comparison (about 5x the rounding of the bf16 tensors involved). NaN never passes.
+ *
+ * No device (no driver, no GPU): prints "no CUDA device: skipped" and exits 77, which ctest
+ * reports as skipped. CLIPGRID_CUDA_OPS_JSON=path writes every comparison as JSON.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "core/log.h"
+#include "core/rng.h"
+#include "core/tensor.h"
+#include "nn/activations.h"
+#include "nn/attention.h"
+#include "nn/batchnorm.h"
+#include "nn/clip_loss.h"
+#include "nn/conv2d.h"
+#include "nn/cuda/cg_cuda.h"
+#include "nn/cuda/cuda_adamw.h"
+#include "nn/cuda/cuda_ops.h"
+#include "nn/dwconv2d.h"
+#include "nn/embedding.h"
+#include "nn/gelu.h"
+#include "nn/layernorm.h"
+#include "nn/linear.h"
+#include "nn/params.h"
+#include "nn/pooling.h"
+#include "nn/residual.h"
+#include "train/adamw.h"
+
+static cg_cuda_ctx *ctx;
+static cg_rng rng;
+static const cg_precision PRECS[2] = {CG_PREC_FP32, CG_PREC_BF16};
+
+#define TOL_FWD 1e-4
+#define TOL_GRAD 1e-3
+static double tol(cg_precision p, double fp32, double bf16) { return p == CG_PREC_FP32 ? fp32 : bf16; }
+
+#define OK(call) do { int ok_rc_ = (call); if (ok_rc_) fprintf(stderr, "  FAIL %s:%d: %s -> %d: %s\n", __FILE__, __LINE__, \
+    #call, ok_rc_, cg_error_message()); CHECK(ok_rc_ == CG_OK); } while (0)
+
+/* ---------------------------------------------------------------- memory kept until the test ends */
+
+#define MAXKEEP 1024
+static void *dkeep[MAXKEEP], *hkeep[MAXKEEP];
+static int ndkeep, nhkeep;
+
+static void *dalloc(size_t bytes) {
+    void *p = NULL;
+    if (cg_cuda_malloc(&p, bytes) || ndkeep == MAXKEEP) {
+        fprintf(stderr, "device allocation of %zu bytes failed: %s\n", bytes, cg_error_message());
+        abort();
+    }
+    return dkeep[ndkeep++] = p;
+}
+static void *hold(void *p) {
+    if (!p || nhkeep == MAXKEEP) abort();
+    return hkeep[nhkeep++] = p;
+}
+static void release_all(void) {
+    cg_cuda_sync(ctx);
+    for (int i = 0; i < ndkeep; i++) cg_cuda_free(dkeep[i]);
+    for (int i = 0; i < nhkeep; i++) free(hkeep[i]);
+    ndkeep = nhkeep = 0;
+}
+
+static float *hzeros(int64_t n) { return hold(calloc((size_t)(n ? n : 1), sizeof(float))); }
+static float *hcopy(const float *x, int64_t n) { float *y = hold(malloc((size_t)(n ? n : 1) * sizeof(float))); memcpy(y, x, (size_t)n * sizeof(float)); return y; }
+/* normal(mean, std), rounded to bf16 when p is BF16 */
+static float *hrand(int64_t n, float mean, float std, cg_precision p) {
+    float *x = hold(malloc((size_t)(n ? n : 1) * sizeof(float)));
+    cg_rng_fill_normal(&rng, x, (size_t)n, mean, std);
+    if (p == CG_PREC_BF16)
+        for (int64_t i = 0; i < n; i++) x[i] = cg_bf16_round(x[i]);
+    return x;
+}
+static void *dev_x(cg_precision p, const float *h, int64_t n) {
+    void *d = dalloc((size_t)(n ? n : 1) * cg_prec_size(p));
+    OK(cg_cuda_upload(ctx, p, d, h, n));
+    return d;
+}
+static float *dev_f(const float *h, int64_t n) { return dev_x(CG_PREC_FP32, h, n); }
+static void *dev_nan(cg_precision p, int64_t n) {
+    void *d = dalloc((size_t)(n ? n : 1) * cg_prec_size(p));
+    OK(cg_cuda_fill(ctx, p, d, NAN, n));
+    return d;
+}
+static float *host_x(cg_precision p, const void *d, int64_t n) {
+    float *h = hzeros(n);
+    OK(cg_cuda_download(ctx, p, h, d, n));
+    return h;
+}
+static float *host_f(const float *d, int64_t n) { return host_x(CG_PREC_FP32, d, n); }
+
+/* ---------------------------------------------------------------- comparison and report */
+
+typedef struct { char layer[96], tensor[24]; const char *prec; double max_rel, l2_rel, tol; int pass; } record;
+static record *records;
+static int nrecords, caprecords;
+
+static void compare(const char *layer, const char *tensor, cg_precision p, const float *got, const float *ref, int64_t n,
+                    double tolerance) {
+    double maxerr = 0, maxref = 0, se = 0, sr = 0;
+    int nan = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double g = got[i], r = ref[i], e = fabs(g - r);
+        if (isnan(g) != isnan(r) || isnan(e)) nan = 1;
+        if (e > maxerr) maxerr = e;
+        if (fabs(r) > maxref) maxref = fabs(r);
+        se += e * e;
+        sr += r * r;
+    }
+    double rel = nan ? NAN : maxerr / (maxref > 1e-30 ? maxref : 1e-30);
+    double l2 = nan ? NAN : sqrt(se) / (sr > 1e-60 ? sqrt(sr) : 1e-30);
+    int pass = rel <= tolerance;
+    fprintf(stderr, "    %-44s %-10s %s  max-rel %9.2e  l2-rel %9.2e  tol %.0e  %s\n", layer, tensor, cg_prec_name(p), rel,
+            l2, tolerance, pass ? "ok" : "FAIL");
+    if (!pass) {
+        check_failures_now++;
+        check_failures_total++;
+    }
+    if (nrecords == caprecords) {
+        caprecords = caprecords ? 2 * caprecords : 256;
+        records = realloc(records, (size_t)caprecords * sizeof *records);
+    }
+    record *r = &records[nrecords++];
+    snprintf(r->layer, sizeof r->layer, "%s", layer);
+    snprintf(r->tensor, sizeof r->tensor, "%s", tensor);
+    r->prec = cg_prec_name(p);
+    r->max_rel = rel;
+    r->l2_rel = l2;
+    r->tol = tolerance;
+    r->pass = pass;
+}
+
+static void write_json(const char *path, const cg_cuda_device_info *info) {
+    FILE *f = fopen(path, "w");
+    if (!f) { fprintf(stderr, "cannot write %s\n", path); return; }
+    fprintf(f, "{\"device\": \"%s\", \"cc\": \"%d.%d\", \"comparisons\": [\n", info->name, info->cc_major, info->cc_minor);
+    for (int i = 0; i < nrecords; i++) {
+        record *r = &records[i];
+        fprintf(f, "  {\"layer\": \"%s\", \"tensor\": \"%s\", \"precision\": \"%s\", \"max_rel\": %s%.3e%s, "
+                   "\"l2_rel\": %s%.3e%s, \"tol\": %.0e, \"pass\": %s}%s\n",
+                r->layer, r->tensor, r->prec, isnan(r->max_rel) ? "\"" : "", r->max_rel, isnan(r->max_rel) ? "\"" : "",
+                isnan(r->l2_rel) ? "\"" : "", r->l2_rel, isnan(r->l2_rel) ? "\"" : "", r->tol, r->pass ? "true" : "false",
+                i + 1 < nrecords ? "," : "");
+    }
+    fprintf(f, "]}\n");
+    fclose(f);
+}
+
+static cg_tensor T1(float *d, int64_t a) { return cg_tensor_1d(d, CG_DEV_CPU, a); }
+static cg_tensor T2(float *d, int64_t a, int64_t b) { return cg_tensor_2d(d, CG_DEV_CPU, a, b); }
+static cg_tensor T3(float *d, int64_t a, int64_t b, int64_t c) { return cg_tensor_view(d, CG_DEV_CPU, 3, (int64_t[]){a, b, c}); }
+static cg_tensor T4(float *d, int64_t a, int64_t b, int64_t c, int64_t e) { return cg_tensor_4d(d, CG_DEV_CPU, a, b, c, e); }
+
+/* ---------------------------------------------------------------- runtime */
+
+static void test_runtime(void) {
+    /* bf16 conversion: host rounding == device rounding, on random values and special ones */
+    int64_t n = 4099;
+    float *x = hrand(n, 0.0f, 3.0f, CG_PREC_FP32);
+    const float special[] = {0.0f, -0.0f, 1.0f + 1.0f / 256, 1.0f + 3.0f / 256, -1.0f - 1.0f / 256, 3.3895314e38f,
+                             INFINITY, -INFINITY, 1e-40f, 65504.0f};
+    memcpy(x, special, sizeof special);
+    float *dx = dev_f(x, n);
+    void *db = dalloc((size_t)n * 2);
+    OK(cg_cuda_convert(ctx, CG_PREC_BF16, db, CG_PREC_FP32, dx, n));
+    float *back = host_x(CG_PREC_BF16, db, n);
+    int same = 1;
+    for (int64_t i = 0; i < n; i++) {
+        float h = cg_bf16_round(x[i]);
+        if (memcmp(&h, &back[i], sizeof h)) same = 0;
+    }
+    CHECK(same);
+    CHECK(cg_bf16_round(1.0f + 1.0f / 256) == 1.0f);               /* tie to even */
+    CHECK(cg_bf16_round(1.0f + 3.0f / 256) == 1.0f + 1.0f / 64);   /* tie to even, upwards */
+    CHECK(isnan(cg_bf16_round(NAN)));
+    /* upload/download: fp32 exact, bf16 = host rounding */
+    float *f = host_f(dx, n);
+    CHECK(!memcmp(f, x, (size_t)n * sizeof(float)));
+    void *db2 = dev_x(CG_PREC_BF16, x, n);
+    float *b2 = host_x(CG_PREC_BF16, db2, n);
+    same = 1;
+    for (int64_t i = 0; i < n; i++) {
+        float h = cg_bf16_round(x[i]);
+        if (memcmp(&h, &b2[i], sizeof h)) same = 0;
+    }
+    CHECK(same);
+    /* arena: alignment, capacity, planning */
+    cg_cuda_arena a;
+    OK(cg_cuda_arena_init(&a, 4096));
+    char *p1 = cg_cuda_arena_alloc(&a, 100), *p2 = cg_cuda_arena_alloc(&a, 1);
+    CHECK(p1 && p2 && (uintptr_t)p1 % CG_CUDA_ARENA_ALIGN == 0 && p2 - p1 == CG_CUDA_ARENA_ALIGN);
+    cg_error_clear();
+    CHECK(cg_cuda_arena_alloc(&a, 4000) == NULL);
+    CHECK(strstr(cg_error_message(), "CUDA arena") != NULL);
+    cg_cuda_arena_free(&a);
+    cg_cuda_arena_plan(&a);
+    CHECK(cg_cuda_arena_alloc(&a, 100) == NULL && cg_cuda_arena_alloc(&a, 300) == NULL);
+    CHECK(a.used == 256 + 512);
+    /* a CUDA error is reported with file:line and CUDA's string, and the context stays usable */
+    void *huge = NULL;
+    cg_error_clear();
+    CHECK(cg_cuda_malloc(&huge, (size_t)1 << 62) == CG_ERR_DEVICE);
+    fprintf(stderr, "    expected error: %s\n", cg_error_message());
+    CHECK(strstr(cg_error_message(), "cg_cuda.cu:") != NULL && strstr(cg_error_message(), "cudaMalloc") != NULL);
+    OK(cg_cuda_sync(ctx));
+    /* too little scratch: a clear error, no launch */
+    cg_cuda_ctx *tiny = NULL;
+    OK(cg_cuda_ctx_create(&tiny, 0, 1024));
+    if (tiny) {
+        void *y = dalloc(64 * 1024), *xx = dalloc(64 * 1024), *w = dalloc(4096);
+        cg_error_clear();
+        CHECK(cg_cuda_conv2d_forward(tiny, CG_PREC_FP32, y, xx, w, NULL, 3, 2, 32, 32, 4, 3, 2, 1) == CG_ERR_STATE);
+        fprintf(stderr, "    expected error: %s\n", cg_error_message());
+        CHECK(strstr(cg_error_message(), "scratch") != NULL);
+        cg_cuda_ctx_destroy(tiny);
+    }
+    release_all();
+}
+
+/* ---------------------------------------------------------------- linear */
+
+static void linear_case(cg_precision p, int64_t N, int64_t in, int64_t out, int bias, int use_lt) {
+    char name[96];
+    snprintf(name, sizeof name, "linear %lldx%lld->%lld%s%s", (long long)N, (long long)in, (long long)out,
+             bias ? " +b" : "", use_lt ? " lt" : " gemmex");
+    float *x = hrand(N * in, 0, 1, p), *w = hrand(out * in, 0, 0.3f, p), *b = hrand(out, 0, 0.5f, p);
+    float *dy = hrand(N * out, 0, 1, p), *dx0 = hrand(N * in, 0, 1, p), *dw0 = hrand(out * in, 0, 1, CG_PREC_FP32),
+          *db0 = hrand(out, 0, 1, CG_PREC_FP32);
+    float *y = hzeros(N * out), *dx = hcopy(dx0, N * in), *dw = hcopy(dw0, out * in), *db = hcopy(db0, out);
+    cg_tensor tx = T2(x, N, in), tw = T2(w, out, in), tb = T1(b, out), ty = T2(y, N, out), tdy = T2(dy, N, out),
+              tdx = T2(dx, N, in), tdw = T2(dw, out, in), tdb = T1(db, out);
+    cg_linear_forward(&ty, &tx, &tw, bias ? &tb : NULL);
+    cg_linear_backward(&tdx, &tdw, &tdb, &tdy, &tx, &tw);
+
+    cg_cuda_set_use_lt(ctx, use_lt);
+    void *gx = dev_x(p, x, N * in), *gw = dev_x(p, w, out * in), *gb = bias ? dev_x(p, b, out) : NULL;
+    void *gy = dev_nan(p, N * out);
+    OK(cg_cuda_linear_forward(ctx, p, gy, gx, gw, gb, N, in, out));
+    compare(name, "y", p, host_x(p, gy, N * out), y, N * out, tol(p, TOL_FWD, 1e-2));
+    void *gdy = dev_x(p, dy, N * out), *gdx = dev_x(p, dx0, N * in);
+    float *gdw = dev_f(dw0, out * in), *gdb = dev_f(db0, out);
+    OK(cg_cuda_linear_backward(ctx, p, gdx, gdw, gdb, gdy, gx, gw, N, in, out));
+    compare(name, "dx", p, host_x(p, gdx, N * in), dx, N * in, tol(p, TOL_GRAD, 1e-2));
+    compare(name, "dw", p, host_f(gdw, out * in), dw, out * in, tol(p, TOL_GRAD, 1e-2));
+    compare(name, "db", p, host_f(gdb, out), db, out, tol(p, TOL_GRAD, 1e-2));
+    cg_cuda_set_use_lt(ctx, 1);
+}
+
+static void test_linear(void) {
+    for (int i = 0; i < 2; i++) {
+        cg_precision p = PRECS[i];
+        linear_case(p, 37, 24, 40, 1, 1);
+        linear_case(p, 37, 24, 40, 1, 0);
+        linear_case(p, 37, 24, 40, 0, 1);
+        linear_case(p, 5, 13, 7, 1, 1);      /* odd sizes: cuBLASLt refused, fallback path */
+        linear_case(p, 300, 136, 72, 1, 1);
+    }
+    release_all();
+}
+
+/* ---------------------------------------------------------------- conv2d */
+
+static void conv_case(cg_cuda_ctx *c, const char *tag, cg_precision p, int64_t Cin, int64_t N, int64_t H, int64_t W,
+                      int64_t Cout, int k, int s, int pad, int bias) {
+    char name[96];
+    snprintf(name, sizeof name, "conv %lld>%lld %lldx%lld k%d s%d p%d%s", (long long)Cin, (long long)Cout, (long long)H,
+             (long long)W, k, s, pad, tag);
+    int64_t Ho = cg_conv_out_size(H, k, s, pad), Wo = cg_conv_out_size(W, k, s, pad);
+    int64_t nx = Cin * N * H * W, ny = Cout * N * Ho * Wo, nw = Cout * Cin * k * k;
+    float *x = hrand(nx, 0, 1, p), *w = hrand(nw, 0, 0.3f, p), *b = hrand(Cout, 0, 0.5f, p);
+    float *dy = hrand(ny, 0, 1, p), *dx0 = hrand(nx, 0, 1, p), *dw0 = hrand(nw, 0, 1, CG_PREC_FP32),
+          *db0 = hrand(Cout, 0, 1, CG_PREC_FP32);
+    float *y = hzeros(ny), *dx = hcopy(dx0, nx), *dw = hcopy(dw0, nw), *db = hcopy(db0, Cout);
+    cg_tensor tx = T4(x, Cin, N, H, W), tw = T4(w, Cout, Cin, k, k), tb = T1(b, Cout), ty = T4(y, Cout, N, Ho, Wo),
+              tdy = T4(dy, Cout, N, Ho, Wo), tdx = T4(dx, Cin, N, H, W), tdw = T4(dw, Cout, Cin, k, k), tdb = T1(db, Cout);
+    cg_conv2d_forward(&ty, &tx, &tw, bias ? &tb : NULL, s, pad);
+    cg_conv2d_backward(&tdx, &tdw, &tdb, &tdy, &tx, &tw, s, pad);
+
+    void *gx = dev_x(p, x, nx), *gw = dev_x(p, w, nw), *gb = bias ? dev_x(p, b, Cout) : NULL, *gy = dev_nan(p, ny);
+    OK(cg_cuda_conv2d_forward(c, p, gy, gx, gw, gb, Cin, N, H, W, Cout, k, s, pad));
+    compare(name, "y", p, host_x(p, gy, ny), y, ny, tol(p, TOL_FWD, 1e-2));
+    void *gdy = dev_x(p, dy, ny), *gdx = dev_x(p, dx0, nx);
+    float *gdw = dev_f(dw0, nw), *gdb = dev_f(db0, Cout);
+    OK(cg_cuda_conv2d_backward(c, p, gdx, gdw, gdb, gdy, gx, gw, Cin, N, H, W, Cout, k, s, pad));
+    compare(name, "dx", p, host_x(p, gdx, nx), dx, nx, tol(p, TOL_GRAD, 1.5e-2));
+    compare(name, "dw", p, host_f(gdw, nw), dw, nw, tol(p, TOL_GRAD, 1e-2));
+    compare(name, "db", p, host_f(gdb, Cout), db, Cout, tol(p, TOL_GRAD, 1e-2));
+}
+
+static void test_conv2d(void) {
+    /* a context whose scratch holds exactly one image of columns: one GEMM per image */
+    cg_cuda_ctx *small = NULL;
+    OK(cg_cuda_ctx_create(&small, 0, cg_cuda_conv2d_scratch_bytes(CG_PREC_FP32, 5, 19, 17, 3, 2, 1)));
+    for (int i = 0; i < 2; i++) {
+        cg_precision p = PRECS[i];
+        conv_case(ctx, "", p, 3, 3, 17, 15, 8, 3, 2, 1, 1);    /* stem */
+        conv_case(ctx, "", p, 5, 2, 9, 9, 6, 3, 2, 1, 1);      /* downsampler */
+        conv_case(ctx, "", p, 7, 3, 6, 5, 5, 1, 1, 0, 1);      /* 1x1: one GEMM */
+        conv_case(ctx, "", p, 4, 2, 7, 8, 3, 3, 1, 1, 0);      /* stride 1, no bias */
+        conv_case(ctx, "", p, 3, 2, 8, 10, 4, 2, 2, 0, 1);     /* k2 s2 */
+        if (small) conv_case(small, " 1 img/group", p, 5, 4, 19, 17, 6, 3, 2, 1, 1);
+    }
+    cg_cuda_ctx_destroy(small);
+    release_all();
+}
+
+/* ---------------------------------------------------------------- depthwise conv */
+
+static void dw_case(cg_precision p, int64_t C, int64_t N, int64_t H, int64_t W, int k) {
+    char name[96];
+    snprintf(name, sizeof name, "dwconv C%lld N%lld %lldx%lld k%d", (long long)C, (long long)N, (long long)H, (long long)W, k);
+    int64_t nx = C * N * H * W, nw = C * k * k;
+    float *x = hrand(nx, 0, 1, p), *w = hrand(nw, 0, 0.3f, p), *b = hrand(C, 0, 0.5f, p);
+    float *dy = hrand(nx, 0, 1, p), *dx0 = hrand(nx, 0, 1, p), *dw0 = hrand(nw, 0, 1, CG_PREC_FP32),
+          *db0 = hrand(C, 0, 1, CG_PREC_FP32);
+    float *y = hzeros(nx), *dx = hcopy(dx0, nx), *dw = hcopy(dw0, nw), *db = hcopy(db0, C);
+    cg_tensor tx = T4(x, C, N, H, W), tw = T4(w, C, 1, k, k), tb = T1(b, C), ty = T4(y, C, N, H, W),
+              tdy = T4(dy, C, N, H, W), tdx = T4(dx, C, N, H, W), tdw = T4(dw, C, 1, k, k), tdb = T1(db, C);
+    cg_dwconv2d_forward(&ty, &tx, &tw, &tb);
+    cg_dwconv2d_backward(&tdx, &tdw, &tdb, &tdy, &tx, &tw);
+
+    void *gx = dev_x(p, x, nx), *gw = dev_x(p, w, nw), *gb = dev_x(p, b, C), *gy = dev_nan(p, nx);
+    OK(cg_cuda_dwconv2d_forward(ctx, p, gy, gx, gw, gb, C, N, H, W, k));
+    compare(name, "y", p, host_x(p, gy, nx), y, nx, tol(p, TOL_FWD, 1e-2));
+    void *gdy = dev_x(p, dy, nx), *gdx = dev_x(p, dx0, nx);
+    float *gdw = dev_f(dw0, nw), *gdb = dev_f(db0, C);
+    OK(cg_cuda_dwconv2d_backward(ctx, p, gdx, gdw, gdb, gdy, gx, gw, C, N, H, W, k));
+    compare(name, "dx", p, host_x(p, gdx, nx), dx, nx, tol(p, TOL_GRAD, 1e-2));
+    compare(name, "dw", p, host_f(gdw, nw), dw, nw, tol(p, TOL_GRAD, 1e-2));
+    compare(name, "db", p, host_f(gdb, C), db, C, tol(p, TOL_GRAD, 1e-2));
+}
+
+static void test_dwconv2d(void) {
+    for (int i = 0; i < 2; i++) {
+        cg_precision p = PRECS[i];
+        dw_case(p, 5, 3, 13, 11, 7);   /* StarNet's 7x7 */
+        dw_case(p, 5, 3, 13, 11, 3);
+        dw_case(p, 4, 2, 9, 6, 5);
+        dw_case(p, 3, 2, 12, 10, 9);   /* generic kernels */
+        dw_case(p, 2, 2, 40, 37, 7);   /* several tiles per plane, halos across tiles */
+        dw_case(p, 2, 70, 5, 6, 7);    /* more planes than partial groups */
+        dw_case(p, 3, 2, 3, 2, 7);     /* plane smaller than the filter */
+    }
+    release_all();
+}
+
+/* ---------------------------------------------------------------- batchnorm */
+
+static void bn_case(cg_cuda_ctx *c, const char *tag, cg_precision p, int64_t C, int64_t N, int64_t H, int64_t W,
+                    float offset) {
+    char name[96];
+    snprintf(name, sizeof name, "batchnorm C%lld M%lld%s", (long long)C, (long long)(N * H * W), tag);
+    int64_t M = N * H * W, nx = C * M;
+    float *x = hrand(nx, offset, 2.0f, p), *gamma = hrand(C, 1.0f, 0.3f, p), *beta = hrand(C, 0, 0.5f, p);
+    float *rm0 = hrand(C, 0, 0.1f, CG_PREC_FP32), *rv0 = hzeros(C);
+    for (int64_t i = 0; i < C; i++) rv0[i] = 0.5f + cg_rng_uniform(&rng);
+    float *y = hzeros(nx), *rm = hcopy(rm0, C), *rv = hcopy(rv0, C), *mean = hzeros(C), *rstd = hzeros(C);
+    cg_tensor tx = T4(x, C, N, H, W), tg = T1(gamma, C), tbt = T1(beta, C), ty = T4(y, C, N, H, W), trm = T1(rm, C),
+              trv = T1(rv, C), tm = T1(mean, C), ts = T1(rstd, C);
+    cg_batchnorm_forward_train(&ty, &tx, &tg, &tbt, &trm, &trv, &tm, &ts, CG_BN_MOMENTUM, CG_BN_EPS);
+
+    void *gx = dev_x(p, x, nx), *gg = dev_x(p, gamma, C), *gbt = dev_x(p, beta, C), *gy = dev_nan(p, nx);
+    float *grm = dev_f(rm0, C), *grv = dev_f(rv0, C), *gm = dev_nan(CG_PREC_FP32, C), *gs = dev_nan(CG_PREC_FP32, C);
+    OK(cg_cuda_batchnorm_forward_train(c, p, gy, gx, gg, gbt, grm, grv, gm, gs, C, M, CG_BN_MOMENTUM, CG_BN_EPS));
+    compare(name, "y", p, host_x(p, gy, nx), y, nx, tol(p, TOL_FWD, 1e-2));
+    compare(name, "mean", p, host_f(gm, C), mean, C, 1e-5);
+    compare(name, "rstd", p, host_f(gs, C), rstd, C, 1e-5);
+    compare(name, "run_mean", p, host_f(grm, C), rm, C, 1e-5);
+    compare(name, "run_var", p, host_f(grv, C), rv, C, 1e-5);
+
+    /* in place (y aliases x) */
+    void *gxi = dev_x(p, x, nx);
+    OK(cg_cuda_batchnorm_forward_train(c, p, gxi, gxi, gg, gbt, NULL, NULL, gm, gs, C, M, CG_BN_MOMENTUM, CG_BN_EPS));
+    compare(name, "y inplace", p, host_x(p, gxi, nx), y, nx, tol(p, TOL_FWD, 1e-2));
+
+    /* train backward, against the CPU's saved statistics on both sides */
+    float *dy = hrand(nx, 0, 1, p), *dx0 = hrand(nx, 0, 1, p), *dg0 = hrand(C, 0, 1, CG_PREC_FP32),
+          *dbt0 = hrand(C, 0, 1, CG_PREC_FP32);
+    float *dx = hcopy(dx0, nx), *dg = hcopy(dg0, C), *dbt = hcopy(dbt0, C);
+    cg_tensor tdy = T4(dy, C, N, H, W), tdx = T4(dx, C, N, H, W), tdg = T1(dg, C), tdbt = T1(dbt, C);
+    cg_batchnorm_backward_train(&tdx, &tdg, &tdbt, &tdy, &tx, &tg, &tm, &ts);
+    void *gdy = dev_x(p, dy, nx), *gdx = dev_x(p, dx0, nx);
+    float *gdg = dev_f(dg0, C), *gdbt = dev_f(dbt0, C), *cm = dev_f(mean, C), *cs = dev_f(rstd, C);
+    OK(cg_cuda_batchnorm_backward_train(c, p, gdx, gdg, gdbt, gdy, gx, gg, cm, cs, C, M));
+    compare(name, "dx", p, host_x(p, gdx, nx), dx, nx, tol(p, TOL_GRAD, 2e-2));
+    compare(name, "dgamma", p, host_f(gdg, C), dg, C, tol(p, TOL_GRAD, 1e-2));
+    compare(name, "dbeta", p, host_f(gdbt, C), dbt, C, tol(p, TOL_GRAD, 1e-2));
+
+    /* eval forward and backward with the running statistics */
+    float *ye = hzeros(nx), *dxe = hcopy(dx0, nx), *dge = hcopy(dg0, C), *dbe = hcopy(dbt0, C);
+    cg_tensor tye = T4(ye, C, N, H, W), trm0 = T1(rm0, C), trv0 = T1(rv0, C), tdxe = T4(dxe, C, N, H, W),
+              tdge = T1(dge, C), tdbe = T1(dbe, C);
+    cg_batchnorm_forward_eval(&tye, &tx, &tg, &tbt, &trm0, &trv0, CG_BN_EPS);
+    cg_batchnorm_backward_eval(&tdxe, &tdge, &tdbe, &tdy, &tx, &tg, &trm0, &trv0, CG_BN_EPS);
+    float *erm = dev_f(rm0, C), *erv = dev_f(rv0, C);
+    void *gye = dev_nan(p, nx), *gdxe = dev_x(p, dx0, nx);
+    float *gdge = dev_f(dg0, C), *gdbe = dev_f(dbt0, C);
+    OK(cg_cuda_batchnorm_forward_eval(c, p, gye, gx, gg, gbt, erm, erv, C, M, CG_BN_EPS));
+    compare(name, "y eval", p, host_x(p, gye, nx), ye, nx, tol(p, TOL_FWD, 1e-2));
+    OK(cg_cuda_batchnorm_backward_eval(c, p, gdxe, gdge, gdbe, gdy, gx, gg, erm, erv, C, M, CG_BN_EPS));
+    compare(name, "dx eval", p, host_x(p, gdxe, nx), dxe, nx, tol(p, TOL_GRAD, 1e-2));
+    compare(name, "dgamma eval", p, host_f(gdge, C), dge, C, tol(p, TOL_GRAD, 1e-2));
+    compare(name, "dbeta eval", p, host_f(gdbe, C), dbe, C, tol(p, TOL_GRAD, 1e-2));
+}
+
+static void test_batchnorm(void) {
+    cg_cuda_ctx *small = NULL;  /* scratch for a few partials per channel only */
+    OK(cg_cuda_ctx_create(&small, 0, 1024));
+    for (int i = 0; i < 2; i++) {
+        cg_precision p = PRECS[i];
+        bn_case(ctx, "", p, 6, 3, 11, 13, 3.0f);
+        bn_case(ctx, "", p, 3, 12, 100, 250, 5.0f);    /* 300000 per channel: many partial sums */
+        if (small) bn_case(small, " small scratch", p, 3, 12, 100, 250, -4.0f);
+        bn_case(ctx, "", p, 2, 1, 1, 1, 0.0f);         /* one value per channel: var 0 */
+    }
+    cg_cuda_ctx_destroy(small);
+    release_all();
+}
+
+/* ---------------------------------------------------------------- layernorm */
+
+static void ln_case(cg_precision p, int64_t N, int64_t C, int bias) {
+    char name[96];
+    snprintf(name, sizeof name, "layernorm %lldx%lld%s", (long long)N, (long long)C, bias ? " +b" : "");
+    int64_t n = N * C;
+    float eps = 1e-5f;
+    float *x = hrand(n, 0.5f, 1.5f, p), *w = hrand(C, 1.0f, 0.2f, p), *b = hrand(C, 0, 0.2f, p);
+    float *y = hzeros(n), *mean = hzeros(N), *rstd = hzeros(N);
+    cg_tensor tx = T2(x, N, C), tw = T1(w, C), tb = T1(b, C), ty = T2(y, N, C), tm = T1(mean, N), ts = T1(rstd, N);
+    cg_layernorm_forward(&ty, &tm, &ts, &tx, &tw, bias ? &tb : NULL, eps);
+    void *gx = dev_x(p, x, n), *gw = dev_x(p, w, C), *gb = bias ? dev_x(p, b, C) : NULL, *gy = dev_nan(p, n);
+    float *gm = dev_nan(CG_PREC_FP32, N), *gs = dev_nan(CG_PREC_FP32, N);
+    OK(cg_cuda_layernorm_forward(ctx, p, gy, gm, gs, gx, gw, gb, N, C, eps));
+    compare(name, "y", p, host_x(p, gy, n), y, n, tol(p, TOL_FWD, 1e-2));
+    compare(name, "mean", p, host_f(gm, N), mean, N, 1e-5);
+    compare(name, "rstd", p, host_f(gs, N), rstd, N, 1e-5);
+    void *gxi = dev_x(p, x, n);
+    OK(cg_cuda_layernorm_forward(ctx, p, gxi, gm, gs, gxi, gw, gb, N, C, eps));
+    compare(name, "y inplace", p, host_x(p, gxi, n), y, n, tol(p, TOL_FWD, 1e-2));
+
+    float *dy = hrand(n, 0, 1, p), *dx0 = hrand(n, 0, 1, p), *dw0 = hrand(C, 0, 1, CG_PREC_FP32),
+          *db0 = hrand(C, 0, 1, CG_PREC_FP32);
+    float *dx = hcopy(dx0, n), *dw = hcopy(dw0, C), *db = hcopy(db0, C);
+    cg_tensor tdy = T2(dy, N, C), tdx = T2(dx, N, C), tdw = T1(dw, C), tdb = T1(db, C);
+    cg_layernorm_backward(&tdx, &tdw, &tdb, &tdy, &tx, &tm, &ts, &tw);
+    void *gdy = dev_x(p, dy, n), *gdx = dev_x(p, dx0, n);
+    float *gdw = dev_f(dw0, C), *gdb = dev_f(db0, C), *cm = dev_f(mean, N), *cs = dev_f(rstd, N);
+    OK(cg_cuda_layernorm_backward(ctx, p, gdx, gdw, gdb, gdy, gx, cm, cs, gw, N, C));
+    compare(name, "dx", p, host_x(p, gdx, n), dx, n, tol(p, TOL_GRAD, 2e-2));
+    compare(name, "dw", p, host_f(gdw, C), dw, C, tol(p, TOL_GRAD, 1e-2));
+    compare(name, "db", p, host_f(gdb, C), db, C, tol(p, TOL_GRAD, 1e-2));
+}
+
+static void test_layernorm(void) {
+    for (int i = 0; i < 2; i++) {
+        cg_precision p = PRECS[i];
+        ln_case(p, 37, 50, 1);
+        ln_case(p, 5, 768, 0);
+        ln_case(p, 2000, 24, 1);   /* many row chunks for dw, db */
+        ln_case(p, 3, 1, 1);
+    }
+    release_all();
+}
+
+/* ---------------------------------------------------------------- activations */
+
+typedef void (*cpu_fwd)(cg_tensor *, const cg_tensor *);
+typedef void (*cpu_bwd)(cg_tensor *, const cg_tensor *, const cg_tensor *);
+typedef int (*gpu_fwd)(cg_cuda_ctx *, cg_precision, void *, const void *, int64_t);
+typedef int (*gpu_bwd)(cg_cuda_ctx *, cg_precision, void *, const void *, const void *, int64_t);
+
+static void act_case(const char *name, cg_precision p, int64_t n, float std, cpu_fwd cf, cpu_bwd cb, gpu_fwd gf,
+                     gpu_bwd gbk) {
+    float *x = hrand(n, 0.5f, std, p), *dy = hrand(n, 0, 1, p), *dx0 = hrand(n, 0, 1, p);
+    float *y = hzeros(n), *dx = hcopy(dx0, n);
+    cg_tensor tx = T1(x, n), ty = T1(y, n), tdy = T1(dy, n), tdx = T1(dx, n);
+    cf(&ty, &tx);
+    cb(&tdx, &tdy, &tx);
+    void *gx = dev_x(p, x, n), *gy = dev_nan(p, n), *gdy = dev_x(p, dy, n), *gdx = dev_x(p, dx0, n);
+    OK(gf(ctx, p, gy, gx, n));
+    compare(name, "y", p, host_x(p, gy, n), y, n, tol(p, TOL_FWD, 1e-2));
+    OK(gbk(ctx, p, gdx, gdy, gx, n));
+    compare(name, "dx", p, host_x(p, gdx, n), dx, n, tol(p, TOL_GRAD, 1e-2));
+    OK(gf(ctx, p, gx, gx, n));  /* in place */
+    compare(name, "y inplace", p, host_x(p, gx, n), y, n, tol(p, TOL_FWD, 1e-2));
+}
+
+static void test_activations(void) {
+    int64_t n = 100003;
+    for (int i = 0; i < 2; i++) {
+        cg_precision p = PRECS[i];
+        act_case("relu6", p, n, 4.0f, cg_relu6_forward, cg_relu6_backward, cg_cuda_relu6_forward, cg_cuda_relu6_backward);
+        act_case("gelu", p, n, 3.0f, cg_gelu_forward, cg_gelu_backward, cg_cuda_gelu_forward, cg_cuda_gelu_backward);
+        act_case("quick_gelu", p, n, 3.0f, cg_quick_gelu_forward, cg_quick_gelu_backward, cg_cuda_quick_gelu_forward,
+                 cg_cuda_quick_gelu_backward);
+        /* star: z = relu6(a) b */
+        float *a = hrand(n, 1.0f, 4.0f, p), *b = hrand(n, 0, 1, p), *dz = hrand(n, 0, 1, p);
+        float *da0 = hrand(n, 0, 1, p), *db0 = hrand(n, 0, 1, p), *z = hzeros(n), *da = hcopy(da0, n), *db = hcopy(db0, n);
+        cg_tensor ta = T1(a, n), tb = T1(b, n), tz = T1(z, n), tdz = T1(dz, n), tda = T1(da, n), tdb = T1(db, n);
+        cg_star_relu6_forward(&tz, &ta, &tb);
+        cg_star_relu6_backward(&tda, &tdb, &tdz, &ta, &tb);
+        void *ga = dev_x(p, a, n), *gb = dev_x(p, b, n), *gz = dev_nan(p, n), *gdz = dev_x(p, dz, n);
+        void *gda = dev_x(p, da0, n), *gdb = dev_x(p, db0, n);
+        OK(cg_cuda_star_relu6_forward(ctx, p, gz, ga, gb, n));
+        compare("star relu6(a)*b", "z", p, host_x(p, gz, n), z, n, tol(p, TOL_FWD, 1e-2));
+        OK(cg_cuda_star_relu6_backward(ctx, p, gda, gdb, gdz, ga, gb, n));
+        compare("star relu6(a)*b", "da", p, host_x(p, gda, n), da, n, tol(p, TOL_GRAD, 1e-2));
+        compare("star relu6(a)*b", "db", p, host_x(p, gdb, n), db, n, tol(p, TOL_GRAD, 1e-2));
+    }
+    release_all();
+}
+
+/* ---------------------------------------------------------------- residual, pooling */
+
+static void test_residual_pooling(void) {
+    for (int i = 0; i < 2; i++) {
+        cg_precision p = PRECS[i];
+        int64_t C = 3, N = 5, K = 77, n = C * N * K;
+        float scale[5];
+        cg_droppath_scales(&rng, scale, N, 0.4f, 1);
+        for (int drop = 0; drop < 2; drop++) {
+            const char *name = drop ? "residual droppath" : "residual";
+            float *x = hrand(n, 0, 1, p), *f = hrand(n, 0, 1, p), *dy = hrand(n, 0, 1, p);
+            float *dx0 = hrand(n, 0, 1, p), *df0 = hrand(n, 0, 1, p);
+            float *y = hzeros(n), *dx = hcopy(dx0, n), *df = hcopy(df0, n);
+            cg_tensor tx = T3(x, C, N, K), tf = T3(f, C, N, K), ty = T3(y, C, N, K), tdy = T3(dy, C, N, K),
+                      tdx = T3(dx, C, N, K), tdf = T3(df, C, N, K);
+            cg_residual_forward(&ty, &tx, &tf, drop ? scale : NULL);
+            cg_residual_backward(&tdx, &tdf, &tdy, drop ? scale : NULL);
+            float *gs = drop ? dev_f(scale, N) : NULL;
+            void *gx = dev_x(p, x, n), *gf = dev_x(p, f, n), *gy = dev_nan(p, n), *gdy = dev_x(p, dy, n);
+            void *gdx = dev_x(p, dx0, n), *gdf = dev_x(p, df0, n);
+            OK(cg_cuda_residual_forward(ctx, p, gy, gx, gf, gs, C, N, K));
+            compare(name, "y", p, host_x(p, gy, n), y, n, tol(p, TOL_FWD, 1e-2));
+            OK(cg_cuda_residual_backward(ctx, p, gdx, gdf, gdy, gs, C, N, K));
+            compare(name, "dx", p, host_x(p, gdx, n), dx, n, tol(p, TOL_GRAD, 1e-2));
+            compare(name, "df", p, host_x(p, gdf, n), df, n, tol(p, TOL_GRAD, 1e-2));
+            OK(cg_cuda_residual_forward(ctx, p, gf, gx, gf, gs, C, N, K));   /* y aliases f */
+            compare(name, "y = f inplace", p, host_x(p, gf, n), y, n, tol(p, TOL_FWD, 1e-2));
+        }
+        const int64_t shapes[3][4] = {{7, 5, 7, 7}, {3, 2, 1, 1}, {4, 3, 56, 56}};
+        for (int s = 0; s < 3; s++) {
+            int64_t Cp = shapes[s][0], Np = shapes[s][1], H = shapes[s][2], W = shapes[s][3], HW = H * W, nx = Cp * Np * HW;
+            char name[64];
+            snprintf(name, sizeof name, "avgpool C%lld N%lld %lldx%lld", (long long)Cp, (long long)Np, (long long)H, (long long)W);
+            float *x = hrand(nx, 0.3f, 1, p), *dy = hrand(Np * Cp, 0, 1, p), *dx0 = hrand(nx, 0, 1, p);
+            float *y = hzeros(Np * Cp), *dx = hcopy(dx0, nx);
+            cg_tensor tx = T4(x, Cp, Np, H, W), ty = T2(y, Np, Cp), tdy = T2(dy, Np, Cp), tdx = T4(dx, Cp, Np, H, W);
+            cg_avgpool_global_forward(&ty, &tx);
+            cg_avgpool_global_backward(&tdx, &tdy);
+            void *gx = dev_x(p, x, nx), *gy = dev_nan(p, Np * Cp), *gdy = dev_x(p, dy, Np * Cp), *gdx = dev_x(p, dx0, nx);
+            OK(cg_cuda_avgpool_global_forward(ctx, p, gy, gx, Cp, Np, HW));
+            compare(name, "y", p, host_x(p, gy, Np * Cp), y, Np * Cp, tol(p, TOL_FWD, 1e-2));
+            OK(cg_cuda_avgpool_global_backward(ctx, p, gdx, gdy, Cp, Np, HW));
+            compare(name, "dx", p, host_x(p, gdx, nx), dx, nx, tol(p, TOL_GRAD, 1e-2));
+        }
+    }
+    release_all();
+}
+
+/* ---------------------------------------------------------------- embeddings */
+
+static void test_embedding(void) {
+    for (int i = 0; i < 2; i++) {
+        cg_precision p = PRECS[i];
+        int64_t N = 300, V = 40, C = 24;
+        int32_t ids[300], skip = 3;
+        for (int64_t n = 0; n < N; n++) ids[n] = (int32_t)(n % 7 == 0 ? cg_rng_below(&rng, (uint64_t)V) : cg_rng_below(&rng, 6));
+        float *table = hrand(V * C, 0, 1, p), *y0 = hrand(N * C, 0, 1, p), *dy = hrand(N * C, 0, 1, p);
+        float *dt0 = hrand(V * C, 0, 1, CG_PREC_FP32);
+        float *y = hzeros(N * C), *ya = hcopy(y0, N * C), *dt = hcopy(dt0, V * C);
+        cg_tensor ty = T2(y, N, C), tya = T2(ya, N, C), tt = T2(table, V, C), tdy = T2(dy, N, C), tdt = T2(dt, V, C);
+        cg_embedding_forward(&ty, ids, &tt, 0);
+        cg_embedding_forward(&tya, ids, &tt, 1);
+        cg_embedding_backward(&tdt, &tdy, ids, skip);
+        int32_t *gids = dalloc(sizeof ids);
+        OK(cg_cuda_h2d(ctx, gids, ids, sizeof ids));
+        void *gt = dev_x(p, table, V * C), *gy = dev_nan(p, N * C), *gya = dev_x(p, y0, N * C), *gdy = dev_x(p, dy, N * C);
+        float *gdt = dev_f(dt0, V * C);
+        OK(cg_cuda_embedding_forward(ctx, p, gy, gids, gt, N, C, V, 0));
+        compare("embedding", "y", p, host_x(p, gy, N * C), y, N * C, 0.0);
+        OK(cg_cuda_embedding_forward(ctx, p, gya, gids, gt, N, C, V, 1));
+        compare("embedding accumulate", "y", p, host_x(p, gya, N * C), ya, N * C, tol(p, TOL_FWD, 1e-2));
+        OK(cg_cuda_embedding_backward(ctx, p, gdt, gdy, gids, N, C, V, skip));
+        /* the same additions in the same order as the CPU: bitwise equal */
+        compare("embedding (bitwise)", "dtable", p, host_f(gdt, V * C), dt, V * C, 0.0);
+        OK(cg_cuda_check_faults(ctx));
+        /* an id outside [0, V): reported, its row zero, nothing read outside the table */
+        int32_t bad[4] = {1, (int32_t)V, 2, -5};
+        int32_t *gbad = dalloc(sizeof bad);
+        OK(cg_cuda_h2d(ctx, gbad, bad, sizeof bad));
+        void *gyb = dev_nan(p, 4 * C);
+        OK(cg_cuda_embedding_forward(ctx, p, gyb, gbad, gt, 4, C, V, 0));
+        cg_error_clear();
+        CHECK(cg_cuda_check_faults(ctx) == CG_ERR_STATE);
+        fprintf(stderr, "    expected error: %s\n", cg_error_message());
+        float *yb = host_x(p, gyb, 4 * C);
+        CHECK(yb[C] == 0.0f && yb[3 * C] == 0.0f && yb[0] == table[1 * C] && yb[2 * C] == table[2 * C]);
+        OK(cg_cuda_check_faults(ctx));  /* cleared */
+
+        /* positions */
+        int64_t B = 3, T = 7, P = 10;
+        float *pos = hrand(P * C, 0, 1, p), *x0 = hrand(B * T * C, 0, 1, p), *dy2 = hrand(B * T * C, 0, 1, p);
+        float *dp0 = hrand(P * C, 0, 1, CG_PREC_FP32), *x = hcopy(x0, B * T * C), *dp = hcopy(dp0, P * C);
+        cg_tensor tx = T3(x, B, T, C), tp = T2(pos, P, C), tdy2 = T3(dy2, B, T, C), tdp = T2(dp, P, C);
+        cg_posemb_forward(&tx, &tp);
+        cg_posemb_backward(&tdp, &tdy2);
+        void *gx = dev_x(p, x0, B * T * C), *gp = dev_x(p, pos, P * C), *gdy2 = dev_x(p, dy2, B * T * C);
+        float *gdp = dev_f(dp0, P * C);
+        OK(cg_cuda_posemb_forward(ctx, p, gx, gp, B, T, C));
+        compare("posemb", "y", p, host_x(p, gx, B * T * C), x, B * T * C, tol(p, TOL_FWD, 1e-2));
+        OK(cg_cuda_posemb_backward(ctx, p, gdp, gdy2, B, T, C));
+        compare("posemb", "dpos", p, host_f(gdp, P * C), dp, P * C, tol(p, TOL_GRAD, 1e-2));
+    }
+    release_all();
+}
+
+/* ---------------------------------------------------------------- attention */
+
+static void attn_case(cg_precision p, int64_t B, int64_t T, int64_t C, int H, int causal, int masked) {
+    char name[96];
+    snprintf(name, sizeof name, "attention B%lld T%lld C%lld H%d%s%s", (long long)B, (long long)T, (long long)C, H,
+             causal ? " causal" : "", masked ? " mask" : "");
+    int64_t nq = B * T * 3 * C, no = B * T * C, na = B * H * T * T;
+    float *qkv = hrand(nq, 0, 1, p), *out = hzeros(no), *att = hzeros(na);
+    uint8_t *mask = hold(calloc((size_t)(B * T), 1));
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t t = 0; t < T; t++) mask[b * T + t] = b == 1 ? 0 : (uint8_t)(t < T - b);  /* b = 1: all padding */
+    cg_tensor tq = T3(qkv, B, T, 3 * C), to = T3(out, B, T, C), ta = T4(att, B, H, T, T);
+    cg_attention_forward(&to, &ta, &tq, H, causal, masked ? mask : NULL);
+    uint8_t *gmask = NULL;
+    if (masked) {
+        gmask = dalloc((size_t)(B * T));
+        OK(cg_cuda_h2d(ctx, gmask, mask, (size_t)(B * T)));
+    }
+    void *gq = dev_x(p, qkv, nq), *go = dev_nan(p, no), *ga = dev_nan(p, na);
+    size_t need = cg_cuda_attention_scratch_bytes(p, B, T, C, H);
+    CHECK(need <= cg_cuda_scratch_bytes(ctx));
+    OK(cg_cuda_attention_forward(ctx, p, go, ga, gq, B, T, C, H, causal, gmask));
+    compare(name, "out", p, host_x(p, go, no), out, no, tol(p, TOL_FWD, 2e-2));
+    compare(name, "att", p, host_x(p, ga, na), att, na, tol(p, TOL_FWD, 1e-2));
+
+    float *dout = hrand(no, 0, 1, p), *dq0 = hrand(nq, 0, 1, p), *dq = hcopy(dq0, nq);
+    cg_tensor tdo = T3(dout, B, T, C), tdq = T3(dq, B, T, 3 * C);
+    cg_attention_backward(&tdq, &tdo, &tq, &ta, H);
+    void *gdo = dev_x(p, dout, no), *gdq = dev_x(p, dq0, nq);
+    OK(cg_cuda_attention_backward(ctx, p, gdq, gdo, gq, ga, B, T, C, H));
+    compare(name, "dqkv", p, host_x(p, gdq, nq), dq, nq, tol(p, TOL_GRAD, 3e-2));
+}
+
+static void test_attention(void) {
+    for (int i = 0; i < 2; i++) {
+        cg_precision p = PRECS[i];
+        attn_case(p, 2, 7, 16, 2, 1, 0);     /* CLIP text: causal */
+        attn_case(p, 3, 13, 24, 3, 0, 1);    /* BERT: padding mask, one sequence all padding */
+        attn_case(p, 2, 77, 64, 4, 1, 0);    /* CLIP's context length, more than two warps of keys */
+        attn_case(p, 3, 40, 48, 2, 1, 1);    /* both */
+    }
+    release_all();
+}
+
+/* ---------------------------------------------------------------- CLIP loss */
+
+static void clip_case(cg_precision p, int B, int D, float logit_scale) {
+    char name[96];
+    snprintf(name, sizeof name, "clip_loss B%d D%d scale %.2f", B, D, logit_scale);
+    float *xi = hrand((int64_t)B * D, 0, 1, p), *xt = hrand((int64_t)B * D, 0.1f, 1, p);
+    for (int d = 0; d < D; d++) xt[d] = cg_bf16_round(xi[d] * 0.5f);  /* one strong positive pair */
+    clip_loss cl;
+    clip_loss_init(&cl, B, D);
+    float ai = 0, at = 0, dls = 0;
+    float loss = clip_loss_forward(&cl, xi, xt, logit_scale, &ai, &at);
+    float *dxi = hzeros((int64_t)B * D), *dxt = hzeros((int64_t)B * D);
+    clip_loss_backward(&cl, dxi, dxt, &dls);
+
+    cg_cuda_arena a;
+    size_t bytes = cg_cuda_clip_loss_bytes(B, D);
+    CHECK(bytes > 0);
+    OK(cg_cuda_arena_init(&a, bytes));
+    cg_cuda_clip_loss gl;
+    OK(cg_cuda_clip_loss_init(&gl, &a, B, D));
+    CHECK(a.used == bytes);
+    float *gls = dev_f(&logit_scale, 1), *gdls = dev_nan(CG_PREC_FP32, 1);
+    void *gxi = dev_x(p, xi, (int64_t)B * D), *gxt = dev_x(p, xt, (int64_t)B * D);
+    void *gdxi = dev_nan(p, (int64_t)B * D), *gdxt = dev_nan(p, (int64_t)B * D);
+    OK(cg_cuda_clip_loss_forward(ctx, p, &gl, gxi, gxt, gls));
+    float gloss = NAN, gai = NAN, gat = NAN;
+    OK(cg_cuda_clip_loss_read(ctx, &gl, &gloss, &gai, &gat));
+    compare(name, "loss", p, &gloss, &loss, 1, 1e-5);
+    CHECK_NEAR(gai, ai, 1e-6);
+    CHECK_NEAR(gat, at, 1e-6);
+    compare(name, "logits", p, host_f(gl.logits, (int64_t)B * B), cl.logits, (int64_t)B * B, 1e-5);
+    OK(cg_cuda_clip_loss_backward(ctx, p, &gl, gdxi, gdxt, gdls));
+    compare(name, "dxi", p, host_x(p, gdxi, (int64_t)B * D), dxi, (int64_t)B * D, tol(p, TOL_GRAD, 1e-2));
+    compare(name, "dxt", p, host_x(p, gdxt, (int64_t)B * D), dxt, (int64_t)B * D, tol(p, TOL_GRAD, 1e-2));
+    compare(name, "dlogit_scale", p, host_f(gdls, 1), &dls, 1, 1e-4);
+    cg_cuda_arena_free(&a);
+    clip_loss_free(&cl);
+}
+
+static void test_clip_loss(void) {
+    for (int i = 0; i < 2; i++) {
+        cg_precision p = PRECS[i];
+        clip_case(p, 8, 16, logf(1.0f / 0.07f));
+        clip_case(p, 37, 64, logf(1.0f / 0.07f));   /* rows and columns longer than a warp */
+        clip_case(p, 100, 32, logf(100.0f));        /* the clamp's largest scale: sharp softmaxes */
+    }
+    release_all();
+}
+
+/* ---------------------------------------------------------------- AdamW + clipping */
+
+static void test_adamw(void) {
+    cg_params P;
+    cg_params_init(&P);
+    cg_params_add(&P, "img.conv.weight", CG_KIND_PARAM, 4, (int64_t[]){4, 3, 3, 3});   /* decays */
+    cg_params_add(&P, "img.bn.weight", CG_KIND_PARAM, 1, (int64_t[]){4});              /* exempt */
+    cg_params_add(&P, "img.bn.running_mean", CG_KIND_BUFFER, 1, (int64_t[]){4});      /* not trained */
+    cg_params_add(&P, "img.head.weight", CG_KIND_PARAM, 2, (int64_t[]){6, 4});
+    cg_params_add(&P, "img.head.bias", CG_KIND_PARAM, 1, (int64_t[]){6});
+    cg_params_add(&P, "text.fc.weight", CG_KIND_PARAM, 2, (int64_t[]){5, 7});           /* frozen */
+    cg_params_add(&P, "text.ln.weight", CG_KIND_PARAM, 1, (int64_t[]){7});              /* frozen */
+    cg_params_add(&P, "logit_scale", CG_KIND_PARAM, 0, (int64_t[]){1});
+    cg_params_add(&P, "img.proj.weight", CG_KIND_PARAM, 2, (int64_t[]){3, 5});
+    cg_params_alloc(&P);
+    int64_t n = P.n_params;
+    cg_rng_fill_normal(&rng, P.params, (size_t)n, 0.0f, 0.5f);
+    float *p0 = hcopy(P.params, n);
+    adamw_state cpu;
+    adamw_init(&cpu, &P);
+    CHECK_EQ_INT(adamw_freeze_prefix(&cpu, &P, "text."), 2);
+    adamw_config cfg = ADAMW_DEFAULTS;
+
+    cg_cuda_arena a;
+    OK(cg_cuda_arena_init(&a, cg_cuda_adamw_bytes(&P)));
+    cg_cuda_adamw g;
+    OK(cg_cuda_adamw_init(ctx, &g, &a, &P, &cpu));
+    float *gp = dev_f(P.params, n), *gg = dalloc((size_t)n * sizeof(float)), *gout = dalloc(2 * sizeof(float));
+    void *gl = dalloc((size_t)n * 2);
+    OK(cg_cuda_convert(ctx, CG_PREC_BF16, gl, CG_PREC_FP32, gp, n));
+    for (int step = 0; step < 4; step++) {
+        float max_norm = step == 3 ? 0.0f : 1.0f;   /* step 3: measure only */
+        cg_rng_fill_normal(&rng, P.grads, (size_t)n, 0.0f, step == 1 ? 0.01f : 0.6f);   /* step 1: below the clip */
+        OK(cg_cuda_h2d(ctx, gg, P.grads, (size_t)n * sizeof(float)));
+        float lr = 1e-2f * (float)(step + 1);
+        float norm = clip_grad_norm((cg_params *[]){&P}, (const unsigned char *[]){cpu.frozen}, 1, max_norm);
+        adamw_step(&cpu, &P, &cfg, lr);
+        OK(cg_cuda_clip_grad_norm(ctx, (cg_cuda_adamw *[]){&g}, (float *[]){gg}, 1, max_norm, gout));
+        OK(cg_cuda_adamw_step(ctx, &g, gp, gg, gl, &cfg, lr));
+        float *out = host_f(gout, 2);
+        char name[64];
+        snprintf(name, sizeof name, "adamw step %d (max_norm %.0f)", step + 1, max_norm);
+        compare(name, "grad norm", CG_PREC_FP32, &out[0], &norm, 1, 1e-6);
+        fprintf(stderr, "    grad norm %.6g, clip factor %.6g\n", norm, out[1]);
+        compare(name, "clipped g", CG_PREC_FP32, host_f(gg, n), P.grads, n, 1e-6);
+        float *gpn = host_f(gp, n);
+        compare(name, "params", CG_PREC_FP32, gpn, P.params, n, 1e-6);
+        float *gln = host_x(CG_PREC_BF16, gl, n);
+        int bf_ok = 1, frozen_ok = 1;
+        for (int64_t k = 0; k < n; k++) {
+            float r = cg_bf16_round(gpn[k]);
+            if (memcmp(&r, &gln[k], sizeof r) && !(k >= P.e[5].offset && k < P.e[6].offset + P.e[6].numel)) bf_ok = 0;
+        }
+        for (int e = 5; e <= 6; e++)
+            for (int64_t k = P.e[e].offset; k < P.e[e].offset + P.e[e].numel; k++) frozen_ok &= gpn[k] == p0[k];
+        CHECK(bf_ok);      /* the bf16 copy is the rounded master weight */
+        CHECK(frozen_ok);  /* frozen entries untouched */
+    }
+    adamw_state back;
+    adamw_init(&back, &P);
+    OK(cg_cuda_adamw_download(ctx, &g, &back));
+    CHECK_EQ_INT(back.step, cpu.step);
+    compare("adamw moments", "m", CG_PREC_FP32, back.m, cpu.m, n, 1e-6);
+    compare("adamw moments", "v", CG_PREC_FP32, back.v, cpu.v, n, 1e-6);
+    adamw_free(&back);
+    adamw_free(&cpu);
+    cg_cuda_arena_free(&a);
+    cg_params_free(&P);
+    release_all();
+}
+
+int main(void) {
+    cg_cuda_device_info info;
+    if (cg_cuda_device_query(0, &info) != CG_OK) {
+        const char *why = cg_error_message(), *pre = "no CUDA device: ";
+        if (!strncmp(why, pre, strlen(pre))) why += strlen(pre);
+        printf("no CUDA device: skipped (%s)\n", why);
+        return 77;
+    }
+    fprintf(stderr, "device 0: %s, compute capability %d.%d, %d SMs, %.1f GiB, driver %d, runtime %d\n", info.name,
+            info.cc_major, info.cc_minor, info.sm_count, (double)info.total_mem / (1 << 30), info.driver_version,
+            info.runtime_version);
+    cg_rng_seed(&rng, 20240607);
+    if (cg_cuda_ctx_create(&ctx, 0, (size_t)256 << 20)) {
+        fprintf(stderr, "cg_cuda_ctx_create: %s\n", cg_error_message());
+        return 1;
+    }
+    TEST_RUN(test_runtime);
+    TEST_RUN(test_linear);
+    TEST_RUN(test_conv2d);
+    TEST_RUN(test_dwconv2d);
+    TEST_RUN(test_batchnorm);
+    TEST_RUN(test_layernorm);
+    TEST_RUN(test_activations);
+    TEST_RUN(test_residual_pooling);
+    TEST_RUN(test_embedding);
+    TEST_RUN(test_attention);
+    TEST_RUN(test_clip_loss);
+    TEST_RUN(test_adamw);
+    int rc = cg_cuda_sync(ctx);
+    if (rc) {
+        fprintf(stderr, "FAIL: asynchronous CUDA error: %s\n", cg_error_message());
+        check_tests_failed++;
+    }
+    cg_cuda_ctx_destroy(ctx);
+    const char *json = getenv("CLIPGRID_CUDA_OPS_JSON");
+    if (json) write_json(json, &info);
+    free(records);
+    return TEST_REPORT();
+}
