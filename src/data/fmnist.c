@@ -122,7 +122,7 @@ int fmnist_load(const char *dir, const char *split, fmnist_set *out) {
     else return cg_error_set(CG_ERR_USAGE, "fmnist:%s: the splits are fmnist:train and fmnist:test", split);
     char *ip = cg_xasprintf("%s/%s-images-idx3-ubyte.gz", dir, prefix);
     char *lp = cg_xasprintf("%s/%s-labels-idx1-ubyte.gz", dir, prefix);
-    uint32_t idims[3], ldims[1];
+    uint32_t idims[3] = {0}, ldims[1] = {0};
     unsigned char *images = NULL, *labels = NULL;
     int rc = load_idx(ip, 0x803, 3, idims, &images);
     if (!rc) rc = load_idx(lp, 0x801, 1, ldims, &labels);
