@@ -1,23 +1,30 @@
 /* image.h — decode and encode image files: JPEG (libturbojpeg), PNG (libpng), WebP (libwebp).
  *
- * Every decoder produces 8-bit RGB, interleaved, row-major (w × h × 3): grayscale is replicated,
- * CMYK/YCCK JPEG converted (Adobe inverted CMYK handled), 16-bit PNG reduced to 8 bits, palette
- * and alpha composited onto black (as PIL's convert("RGB") drops alpha; transparency in palette
- * and tRNS chunks included). The JPEG EXIF orientation tag (1..8) is applied, so the pixels come
- * out as a viewer shows them. The format is sniffed from the bytes, never from the file name.
+ * Every decoder produces 8-bit RGB, interleaved, row-major (w × h × 3), the pixels PIL's
+ * Image.open(f).convert("RGB") gives: grayscale is replicated; 16-bit PNG samples keep their
+ * high byte (as PIL does for RGB; also for 16-bit gray, where PIL clips to 255); palette images
+ * give their palette colours; alpha is dropped, the colour values kept as they are (no
+ * compositing onto a background; a tRNS transparency is ignored likewise). CMYK/YCCK JPEG is
+ * taken as Adobe's inverted CMYK, as PIL assumes for every CMYK JPEG, and converted as PIL's
+ * cmyk2rgb: R = (255 - C)(255 - K)/255. The JPEG EXIF orientation tag (1..8) is applied (what
+ * PIL leaves to ImageOps.exif_transpose), so the pixels come out as a viewer shows them. The
+ * format is sniffed from the bytes, never from the file name. Animated WebP is refused.
  *
  * Guards for untrusted data: the header is read first and an image with more than max_pixels
- * pixels (default IMAGE_MAX_PIXELS, as PIL's decompression-bomb limit) or a zero side is
- * refused before any pixel buffer is allocated; truncated or corrupt data is an error, not a
- * crash. Errors are CG_ERR_FORMAT (or CG_ERR_IO for files) with a message naming `name`.
+ * pixels (default IMAGE_MAX_PIXELS, as PIL's decompression-bomb limit; counted on the full size,
+ * also for a JPEG decoded scaled down) or a zero side is refused before any pixel buffer is
+ * allocated; truncated or corrupt data is an error, not a crash (a JPEG cut short too, as PIL's
+ * "image file is truncated"; junk bytes between JPEG segments are tolerated). Errors are
+ * CG_ERR_FORMAT (or CG_ERR_IO for files, CG_ERR_NOMEM) with a message naming `name`.
  *
  * DCT-domain downscaling (JPEG only): with scale_hint_w/h > 0 the decoder picks the smallest of
  * libjpeg-turbo's scaling factors (1/8, 2/8, ... 8/8) whose output is still at least
  * scale_hint_w × scale_hint_h pixels, so a 2000 px photo headed for 224 px decodes at 1/4 or
- * 1/8 of the work. Other formats ignore the hint (out->w/h are then the full size). The caller
- * works in the decoded image's coordinates; `image_probe` gives the full size beforehand.
+ * 1/8 of the work; a side is ceil(side × factor). The hint is in displayed coordinates (after
+ * the EXIF orientation, like out->w/h); a hint of 0 leaves that side unconstrained. Other formats
+ * ignore the hint (out->w/h are then the full size). `image_probe` gives the full size beforehand.
  *
- * All functions are thread-safe (libturbojpeg handles are per call or per thread).
+ * All functions are thread-safe (libturbojpeg handles are per thread).
  */
 #ifndef CLIPGRID_DATA_IMAGE_H
 #define CLIPGRID_DATA_IMAGE_H
@@ -54,7 +61,8 @@ int image_decode_file(const char *path, const image_decode_opts *opts, cg_image 
 void image_free(cg_image *img);
 
 /* Encoders (used by `clipgrid data fmnist` and the tests). Output is malloc'd into *out / *n.
- * channels: 1 (gray) or 3 (RGB), pixels interleaved. quality: 1..100. */
+ * channels: 1 (gray) or 3 (RGB), pixels interleaved. quality: 1..100. JPEG: 4:2:0 chroma
+ * subsampling for RGB, one component for gray; sides up to 65535. Bad arguments: CG_ERR_USAGE. */
 int image_encode_png(const uint8_t *pixels, int w, int h, int channels, uint8_t **out, size_t *n);
 int image_encode_jpeg(const uint8_t *pixels, int w, int h, int channels, int quality, uint8_t **out, size_t *n);
 

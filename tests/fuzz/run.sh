@@ -9,6 +9,8 @@
 # corpus of captions for RUNS executions (-max_len 16384; the vocabulary-file target RUNS/10). docs/tokenizers.md records the counts run.
 # Data readers: fuzz_manifest_{csv,jsonl,cnclip} and fuzz_tar, RUNS each from small seed files
 # (-max_len 65536); docs/data.md records the counts run. FUZZ_ONLY="name ..." runs only those targets.
+# Image decoders: fuzz_image_{jpeg,png,webp}, RUNS each from small files written by ImageMagick and
+# cjpeg (-max_len 16384); docs/data.md records the counts run.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -104,4 +106,70 @@ for spec in fuzz_manifest_csv:csv fuzz_manifest_jsonl:jsonl fuzz_manifest_cnclip
     status=1
   fi
 done
+# ---- image decoders: fuzz_image_{jpeg,png,webp}, one source (fuzz_image.c) built per decoder, each
+# fuzzed RUNS times from its own seeds: small files written here by ImageMagick (/usr/bin/convert
+# when present) and cjpeg, each behind a selector byte (0: full size, else a DCT-scaling hint).
+# Each binary stamps its format's magic on every input and prints how many inputs reached each
+# decoder; docs/data.md records the counts run.
+img_cv=convert; [ -x /usr/bin/convert ] && img_cv=/usr/bin/convert
+img_seeds="$out/seeds_image"
+img_targets=()
+for name in fuzz_image_jpeg fuzz_image_png fuzz_image_webp; do
+  if want "$name"; then img_targets+=("$name"); fi
+done
+if [ ${#img_targets[@]} -gt 0 ]; then
+  for tool in "$img_cv" cjpeg; do
+    command -v "$tool" >/dev/null || { echo "run.sh: $tool is needed for the image seeds" >&2; exit 1; }
+  done
+  raw="$img_seeds/raw"
+  mkdir -p "$raw/jpeg" "$raw/png" "$raw/webp"
+  "$img_cv" -size 40x28 gradient:red-blue -fill yellow -draw 'circle 14,14 20,14' -fill black -draw 'rectangle 26,4 36,12' "$raw/src.ppm"
+  "$img_cv" "$raw/src.ppm" \( +clone -fx 'i/w' \) -alpha off -compose CopyOpacity -composite "$raw/src_alpha.png"
+  cjpeg -quality 75 "$raw/src.ppm" > "$raw/jpeg/baseline.jpg"
+  cjpeg -quality 75 -progressive "$raw/src.ppm" > "$raw/jpeg/progressive.jpg"
+  cjpeg -quality 75 -grayscale "$raw/src.ppm" > "$raw/jpeg/gray.jpg"
+  cjpeg -quality 75 -restart 1 -sample 1x1 "$raw/src.ppm" > "$raw/jpeg/restart_444.jpg"
+  cjpeg -quality 75 -arithmetic "$raw/src.ppm" > "$raw/jpeg/arithmetic.jpg"
+  "$img_cv" "$raw/src.ppm" -colorspace CMYK -quality 75 "$raw/jpeg/cmyk.jpg"
+  # baseline.jpg with an EXIF APP1 (big-endian TIFF, Orientation = 6) after SOI
+  { printf '\xff\xd8\xff\xe1\x00\x22Exif\x00\x00MM\x00\x2a\x00\x00\x00\x08\x00\x01\x01\x12\x00\x03\x00\x00\x00\x01\x00\x06\x00\x00\x00\x00\x00\x00'
+    tail -c +3 "$raw/jpeg/baseline.jpg"; } > "$raw/jpeg/exif6.jpg"
+  "$img_cv" "$raw/src.ppm" "$raw/png/rgb.png"
+  "$img_cv" "$raw/src_alpha.png" "$raw/png/rgba.png"
+  "$img_cv" "$raw/src_alpha.png" PNG8:"$raw/png/palette_trns.png"
+  "$img_cv" "$raw/src_alpha.png" -colorspace Gray -define png:color-type=4 "$raw/png/gray_alpha.png"
+  "$img_cv" "$raw/src.ppm" -depth 16 PNG48:"$raw/png/rgb16.png"
+  "$img_cv" "$raw/src.ppm" -interlace PNG "$raw/png/interlaced.png"
+  "$img_cv" "$raw/src.ppm" -colorspace Gray -threshold 50% -type Bilevel "$raw/png/bilevel.png"
+  "$img_cv" "$raw/src.ppm" -define webp:lossless=true "$raw/webp/lossless.webp"
+  "$img_cv" "$raw/src.ppm" -quality 75 "$raw/webp/lossy.webp"
+  "$img_cv" "$raw/src_alpha.png" -quality 75 "$raw/webp/lossy_alpha.webp"
+  "$img_cv" "$raw/src_alpha.png" -define webp:lossless=true "$raw/webp/lossless_alpha.webp"
+  img_libs=($(pkg-config --libs libturbojpeg libpng libwebp) -lm -lpthread)
+  for name in "${img_targets[@]}"; do
+    fmt="${name#fuzz_image_}"
+    seeds="$img_seeds/$fmt"
+    mkdir -p "$seeds"
+    for f in "$raw/$fmt"/*; do   # selector byte 0 (full size) and 0x21 (hint 5 x 9)
+      { printf '\x00'; cat "$f"; } > "$seeds/full_$(basename "$f")"
+      { printf '\x21'; cat "$f"; } > "$seeds/hint_$(basename "$f")"
+    done
+    echo "== $name: build"
+    case "$fmt" in jpeg) force=1 ;; png) force=2 ;; *) force=3 ;; esac
+    "$CC" "${flags[@]}" -DFUZZ_FORCE_FORMAT=$force "$here/fuzz_image.c" "$root/src/data/image.c" "$root/src/core/log.c" "$root/src/core/fileio.c" \
+      "${img_libs[@]}" -o "$out/$name"
+    corpus="$out/corpus_$name"
+    mkdir -p "$corpus"
+    echo "== $name: $runs runs"
+    if "$out/$name" -runs="$runs" -max_len=16384 -rss_limit_mb=2048 -timeout=30 -print_final_stats=1 \
+         -artifact_prefix="$out/$name-" "$corpus" "$seeds" > "$out/$name.log" 2>&1; then
+      grep -E "^(#[0-9]+.*DONE|stat::number_of_executed_units|stat::average_exec_per_sec|fuzz_image: inputs|Done [0-9]+ runs)" \
+        "$out/$name.log" || tail -n 3 "$out/$name.log"
+    else
+      echo "$name FAILED: see $out/$name.log" >&2
+      tail -n 40 "$out/$name.log" >&2
+      status=1
+    fi
+  done
+fi
 exit $status
