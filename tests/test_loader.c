@@ -87,9 +87,11 @@ static void write_unique_csv(const char *name, int n, const char *extra_rows) {
 }
 
 static void test_same_samples_for_any_worker_count(void) {
-    const char *specs[] = {"png/train.csv", "png/train.jsonl", "wds/train-{000000..000002}.tar", "fmnist:train"};
-    for (int k = 0; k < 4; k++) {
-        char *spec = k < 3 ? at(specs[k]) : cg_xstrdup(specs[k]);
+    /* jpg128: JPEGs four times the crop size, so the DCT-domain downscaling path runs */
+    const char *specs[] = {"png/train.csv", "png/train.jsonl", "wds/train-{000000..000002}.tar", "jpg128/train.csv",
+                           "fmnist:train"};
+    for (int k = 0; k < 5; k++) {
+        char *spec = k < 4 ? at(specs[k]) : cg_xstrdup(specs[k]);
         loader_opts o1, o4;
         opts(&o1, spec, 1);
         opts(&o4, spec, 4);
@@ -279,7 +281,8 @@ int main(void) {
     snprintf(root, sizeof root, "%s/loader_test", TEST_BINARY_DIR);
     char *cmd = cg_xasprintf("rm -rf '%s' && mkdir -p '%s' && %s data fmnist --out '%s/png' --format png --split train "
                              "--limit 300 >/dev/null && %s data fmnist --out '%s/wds' --format wds --split train --limit 300 "
-                             "--shard-size 100 >/dev/null", root, root, CLIPGRID_BIN, root, CLIPGRID_BIN, root);
+                             "--shard-size 100 >/dev/null && %s data fmnist --out '%s/jpg128' --format jpg --size 128 --split train "
+                             "--limit 100 >/dev/null", root, root, CLIPGRID_BIN, root, CLIPGRID_BIN, root, CLIPGRID_BIN, root);
     int rc = sh(cmd);
     free(cmd);
     if (rc != 0) {

@@ -396,10 +396,8 @@ static void decode_slot(loader *l, slot *s, uint8_t *tmp) {
         cg_rng_seed(&r, mix3(l->o.seed, (uint64_t)s->epoch, (uint64_t)s->id));
         box = transform_plan(&l->tf, &r, w, h, &flip);
         /* decode small enough to save work, large enough that the crop keeps >= size pixels */
-        float bw = box.x1 - box.x0, bh = box.y1 - box.y0;
         image_decode_opts dopt = {0};
-        dopt.scale_hint_w = (int)ceilf((float)w * (float)l->o.image_size / (bw > 1 ? bw : 1));
-        dopt.scale_hint_h = (int)ceilf((float)h * (float)l->o.image_size / (bh > 1 ? bh : 1));
+        transform_scale_hint(&l->tf, box, w, h, &dopt.scale_hint_w, &dopt.scale_hint_h);
         rc = image_decode(bytes, nbytes, s->name, &dopt, &img);
     }
     if (!rc) {
