@@ -28,6 +28,8 @@ static void fuzz_temp_path(char *buf, size_t n, const char *stem, const char *ex
     snprintf(buf, n, "%s/%s_%ld.%s", dir, stem, (long)getpid(), ext);
 }
 
+static void remove_temp(void) { unlink(tsv_path); }
+
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
@@ -40,6 +42,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         abort();
     }
     fuzz_temp_path(tsv_path, sizeof tsv_path, "fuzz_manifest", "tsv");
+    atexit(remove_temp);
     cg_log_set_level(CG_LOG_ERROR);   /* skipped rows warn; millions of runs need no such lines */
     return 0;
 }

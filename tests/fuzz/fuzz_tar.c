@@ -25,10 +25,13 @@ static void fuzz_temp_path(char *buf, size_t n, const char *stem, const char *ex
     snprintf(buf, n, "%s/%s_%ld.%s", dir, stem, (long)getpid(), ext);
 }
 
+static void remove_temp(void) { unlink(tar_path); }
+
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
     fuzz_temp_path(tar_path, sizeof tar_path, "fuzz_tar", "tar");
+    atexit(remove_temp);
     return 0;
 }
 
