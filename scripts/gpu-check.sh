@@ -15,7 +15,9 @@
 # GPU kept busy by another process and starts when it is free; it starts anyway after
 # --gpu-wait-timeout with a warning; SIGINT leaves no CUDA process behind; dispatch overhead;
 # every CUDA layer against the CPU reference in fp32 and bf16 (tests/test_cuda_ops), and the same
-# test under compute-sanitizer memcheck when the machine has it.
+# test under compute-sanitizer memcheck when the machine has it; the PyTorch side of the training
+# benchmark (bench/clip_train_gpu_torch.py, under `timeout`; JSON lines in $OUT/torch_gpu_bench.jsonl)
+# next to a row saying the clipgrid side is not built yet.
 #
 # cuBLAS is not carried: this toolkit has no static cuBLAS and libcublasLt.so.13 alone is ~540 MB,
 # over the carry limit. `run` uses the GPU machine's own libcublas.so.13/libcublasLt.so.13 (the CUDA
@@ -61,6 +63,7 @@ if [ ! -x "$B/clipgrid" ] || [ ! -x "$B/gpu_busy" ]; then
   if command -v nvcc >/dev/null && command -v cmake >/dev/null && pkg-config --exists libcjson; then prepare || exit 1
   else echo "gpu-check: $B/ is missing and this machine cannot build it: run 'bash scripts/gpu-check.sh prepare' first"; exit 1; fi
 fi
+LD_ORIG="${LD_LIBRARY_PATH-}"   # PyTorch (step 9) runs without the carried libraries
 export LD_LIBRARY_PATH="$ROOT/$B/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 # cuBLAS 13 of this machine (not carried, see the top): the dynamic loader's cache, the CUDA
@@ -218,6 +221,62 @@ PY
     record "memcheck clean (test_cuda_ops)" SKIP "compute-sanitizer not on this machine"
   fi
 fi
+
+# 9. the GPU training benchmark, PyTorch side (bench/clip_train_gpu_torch.py): timm StarNet +
+# transformers text tower, bf16 autocast, eager then torch.compile, starnet_s1 x clip:ViT-B/32 and
+# starnet_s4 x bert-base-chinese at batch 256, 224 px. One row per (config, mode); bounded by
+# `timeout` (TORCH_BENCH_TIMEOUT, 240 s), runs that would start after 60 % of it are skipped.
+# It runs with this machine's own library path (not build-gpu/lib's libz, libgomp, ...).
+TPY="${TORCH_PYTHON:-python3}"
+TB_TIMEOUT="${TORCH_BENCH_TIMEOUT:-240}"
+if env LD_LIBRARY_PATH="$LD_ORIG" "$TPY" -c "import torch, timm, transformers; assert torch.cuda.is_available(), 'torch sees no CUDA device'" > "$W/torch_import.txt" 2>&1; then
+  echo "== PyTorch training benchmark (timeout $TB_TIMEOUT s)"
+  rm -f "$OUTDIR/torch_gpu_bench.jsonl"
+  t=$(now)
+  env LD_LIBRARY_PATH="$LD_ORIG" timeout -k 10 "$TB_TIMEOUT" "$TPY" bench/clip_train_gpu_torch.py \
+    --out "$OUTDIR/torch_gpu_bench.jsonl" --time-budget $((TB_TIMEOUT * 6 / 10)) 2>&1 | tee "$OUTDIR/torch_gpu_bench.log"
+  rc=${PIPESTATUS[0]}
+  secs=$(python3 -c "print(round($(now) - $t, 1))")
+  # one line per row: result<TAB>name<TAB>detail
+  python3 - "$OUTDIR/torch_gpu_bench.jsonl" "$rc" "$secs" > "$W/torch_rows.tsv" 2> "$W/torch_rows.err" <<'PY'
+import json, os, sys
+path, rc, secs = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+rows = [json.loads(l) for l in open(path)] if os.path.exists(path) else []
+for r in rows:
+    name = "torch %s %s x %s" % (r["mode"], r["image"].replace("starnet_", ""), r["text"])
+    st = r["status"]
+    if st == "ok":
+        d = "%.0f img/s, %.1f ms/step, peak %s GiB" % (r["images_per_s"], r["step_ms"], r.get("peak_mem_gib"))
+        if r.get("compile_s") is not None:
+            d += ", compile %.0f s" % r["compile_s"]
+        if r.get("mfu_text") is not None:
+            d += ", text MFU %.1f%%" % (100 * r["mfu_text"])
+        if r.get("mfu_step") is not None:
+            d += ", step MFU %.1f%%" % (100 * r["mfu_step"])
+        res = "PASS"
+    elif st == "oom":
+        res, d = "SKIP", "PyTorch out of memory at batch %d (%s GiB allocated at peak)" % (r["batch"], r.get("peak_mem_gib"))
+    elif st == "skipped":
+        res, d = "SKIP", "not run: %s" % r.get("error")
+    elif st == "killed":
+        res, d = "SKIP", "cut at the time limit (TORCH_BENCH_TIMEOUT) after %s s" % r.get("wall_s")
+    else:
+        res, d = "FAIL", "%s: %s" % (st, r.get("error"))
+    print("%s\t%s\t%s" % (res, name, d.replace("\t", " ").replace("\n", " ")))
+expected = 4
+if len(rows) < expected:
+    print("%s\ttorch bench (rest)\t%d of %d runs missing: rc=%d after %s s%s" % (
+        "SKIP" if rc in (124, 137) else "FAIL", expected - len(rows), expected, rc, secs,
+        " (timeout)" if rc in (124, 137) else ""))
+PY
+  [ -s "$W/torch_rows.err" ] && record "torch training bench" FAIL "rc=$rc; reading its JSON: $(tail -1 "$W/torch_rows.err" | cut -c1-200)"
+  while IFS=$'\t' read -r res name detail; do
+    [ -n "$res" ] && record "$name" "$res" "$detail"
+  done < "$W/torch_rows.tsv"
+else
+  record "torch training bench" SKIP "$TPY cannot run it: $(tail -1 "$W/torch_import.txt" | cut -c1-200)"
+fi
+record "clipgrid cuda training bench" SKIP "clipgrid cuda: not built yet (the CUDA trainer integration of issue 7 is pending): no clipgrid/PyTorch ratio"
 
 # ---------------------------------------------------------------- table + JSON
 card=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader -i 0)
