@@ -131,7 +131,9 @@ int slurm_parse_sacct_line(const char *line, const char *array_id, slurm_task_in
         tasks[strcspn(tasks, "]")] = 0;
     }
     set_task_field(t, tasks);
-    snprintf(t->job_id, sizeof t->job_id, "%s_%s", f[0], us + 1);
+    /* a job id longer than the field is cut; the check keeps -Wformat-truncation quiet */
+    if (snprintf(t->job_id, sizeof t->job_id, "%s_%s", f[0], us + 1) >= (int)sizeof t->job_id)
+        cg_log_debug("sacct job id %s_%s cut to %s", f[0], us + 1, t->job_id);
     first_word(f[1], t->state, sizeof t->state);
     parse_exit(f[2], &t->exit_code, &t->signal);
     if (nf > 3) t->start = parse_slurm_time(f[3]);
