@@ -38,6 +38,7 @@ prepare() {
   mkdir -p "$B/lib"
   local bins=("$B/clipgrid")
   [ -x "$B/tests/test_cuda_ops" ] && bins+=("$B/tests/test_cuda_ops")
+  [ -x "$B/tests/test_cuda_starnet" ] && bins+=("$B/tests/test_cuda_starnet")
   for lib in $(ldd "${bins[@]}" | awk '/=> \// {print $3}' | sort -u); do
     case "$(basename "$lib")" in
       libc.so*|libm.so*|libpthread.so*|libdl.so*|librt.so*|ld-linux*) ;;   # the system's own
@@ -47,6 +48,7 @@ prepare() {
   done
   local files=(clipgrid gpu_busy bench/bench_launcher tests/fake_nvml lib)
   [ -x "$B/tests/test_cuda_ops" ] && files+=(tests/test_cuda_ops)
+  [ -x "$B/tests/test_cuda_starnet" ] && files+=(tests/test_cuda_starnet)
   tar czf "$B/bundle.tar.gz" -C "$B" "${files[@]}"
   du -sh "$B/lib" "$B/clipgrid" "$B/gpu_busy" "$B/bundle.tar.gz"
   [ -x "$B/tests/test_cuda_ops" ] && du -sh "$B/tests/test_cuda_ops"
@@ -201,6 +203,21 @@ PY
     record "CUDA layers = CPU (fp32, bf16)" FAIL "skipped: $(head -1 "$OUTDIR/cuda_ops.log")"
   else
     record "CUDA layers = CPU (fp32, bf16)" FAIL "rc=$rc $summary; $(grep -m3 'FAIL' "$OUTDIR/cuda_ops.log" | tr '\n' ' ' | cut -c1-300)"
+  fi
+
+  # 7b. the device StarNet tower against the CPU model (forward, every gradient, running stats)
+  SN="$ROOT/$B/tests/test_cuda_starnet"
+  if [ -x "$SN" ]; then
+    echo "== device StarNet tower = CPU StarNet"
+    t=$(now)
+    timeout 120 "$SN" > "$OUTDIR/cuda_starnet.log" 2>&1; rc=$?
+    secs=$(python3 -c "print(round($(now) - $t, 1))")
+    tail -3 "$OUTDIR/cuda_starnet.log"
+    summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$OUTDIR/cuda_starnet.log" | tail -1)
+    if [ $rc -eq 0 ]; then record "CUDA StarNet tower = CPU (fp32, bf16)" PASS "$summary in ${secs} s"
+    else record "CUDA StarNet tower = CPU (fp32, bf16)" FAIL "rc=$rc $summary; $(grep -m3 'FAIL' "$OUTDIR/cuda_starnet.log" | tr '\n' ' ' | cut -c1-300)"; fi
+  else
+    record "CUDA StarNet tower = CPU (fp32, bf16)" FAIL "$B/tests/test_cuda_starnet missing: prepare on a machine with nvcc"
   fi
 
   # 8. the same under compute-sanitizer memcheck (out-of-bounds and misaligned accesses, API errors)
