@@ -258,6 +258,45 @@ static void test_shards_every_sample_once_per_epoch(void) {
     free(spec);
 }
 
+/* Chinese-CLIP: texts JSONL + an id<TAB>base64 image TSV, through the same loader. Text t pairs
+ * with images 2t and 2t+1, so 10 texts give 20 samples. */
+static void test_chinese_clip_pairs(void) {
+    CHECK_EQ_INT(sh("cd \"$ROOT\" && : > cn_imgs.tsv && for i in $(seq 0 19); do "
+                    "printf '%d\\t%s\\n' $((1000 + i)) \"$(base64 -w0 png/train/$(printf %06d $i).png)\" >> cn_imgs.tsv; done && "
+                    ": > cn_texts.jsonl && for t in $(seq 0 9); do "
+                    "printf '{\"text_id\": %d, \"text\": \"文本 %d\", \"image_ids\": [%d, %d]}\\n' $t $t $((1000 + 2 * t)) "
+                    "$((1001 + 2 * t)) >> cn_texts.jsonl; done"), 0);
+    char *spec = at("cn_texts.jsonl"), *tsv = at("cn_imgs.tsv");
+    loader_opts o1, o3;
+    opts(&o1, spec, 1);
+    opts(&o3, spec, 3);
+    o1.manifest.image_tsv = o3.manifest.image_tsv = tsv;
+    o1.train = o3.train = 0;   /* file order: pair k is text k / 2 */
+    samples a, b;
+    int64_t skipped = -1;
+    CHECK_EQ_INT(read_batches(&o1, 0, 10, 2, &a, NULL, &skipped), CG_OK);
+    CHECK_EQ_INT(read_batches(&o3, 0, 10, 2, &b, NULL, NULL), CG_OK);
+    CHECK(samples_equal(&a, &b, (size_t)3 * 32 * 32));
+    CHECK_EQ_INT(skipped, 0);
+    for (int i = 0; i < a.n; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "文本 %d", i / 2);
+        CHECK_EQ_STR(a.cap[i], want);
+    }
+    /* the same pixels as the PNG manifest's first 20 images in file order */
+    char *csv = at("png/train.csv");
+    loader_opts oc;
+    opts(&oc, csv, 2);
+    oc.train = 0;
+    samples c;
+    CHECK_EQ_INT(read_batches(&oc, 0, 10, 2, &c, NULL, NULL), CG_OK);
+    CHECK(memcmp(a.img, c.img, (size_t)20 * 3 * 32 * 32 * sizeof(float)) == 0);
+    samples_free(&a);
+    samples_free(&b);
+    samples_free(&c);
+    free(spec); free(tsv); free(csv);
+}
+
 static void test_bad_specs_are_named(void) {
     data_kind k;
     CHECK(data_spec_kind("photos.zip", NULL, &k) != CG_OK);
@@ -296,6 +335,7 @@ int main(void) {
     TEST_RUN(test_all_broken_is_an_error);
     TEST_RUN(test_resume_at_position_continues_exactly);
     TEST_RUN(test_shards_every_sample_once_per_epoch);
+    TEST_RUN(test_chinese_clip_pairs);
     TEST_RUN(test_bad_specs_are_named);
     return TEST_REPORT();
 }
