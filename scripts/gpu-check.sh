@@ -39,6 +39,7 @@ prepare() {
   local bins=("$B/clipgrid")
   [ -x "$B/tests/test_cuda_ops" ] && bins+=("$B/tests/test_cuda_ops")
   [ -x "$B/tests/test_cuda_starnet" ] && bins+=("$B/tests/test_cuda_starnet")
+  [ -x "$B/tests/test_cuda_text" ] && bins+=("$B/tests/test_cuda_text")
   for lib in $(ldd "${bins[@]}" | awk '/=> \// {print $3}' | sort -u); do
     case "$(basename "$lib")" in
       libc.so*|libm.so*|libpthread.so*|libdl.so*|librt.so*|ld-linux*) ;;   # the system's own
@@ -49,6 +50,7 @@ prepare() {
   local files=(clipgrid gpu_busy bench/bench_launcher tests/fake_nvml lib)
   [ -x "$B/tests/test_cuda_ops" ] && files+=(tests/test_cuda_ops)
   [ -x "$B/tests/test_cuda_starnet" ] && files+=(tests/test_cuda_starnet)
+  [ -x "$B/tests/test_cuda_text" ] && files+=(tests/test_cuda_text)
   tar czf "$B/bundle.tar.gz" -C "$B" "${files[@]}"
   du -sh "$B/lib" "$B/clipgrid" "$B/gpu_busy" "$B/bundle.tar.gz"
   [ -x "$B/tests/test_cuda_ops" ] && du -sh "$B/tests/test_cuda_ops"
@@ -218,6 +220,21 @@ PY
     else record "CUDA StarNet tower = CPU (fp32, bf16)" FAIL "rc=$rc $summary; $(grep -m3 'FAIL' "$OUTDIR/cuda_starnet.log" | tr '\n' ' ' | cut -c1-300)"; fi
   else
     record "CUDA StarNet tower = CPU (fp32, bf16)" FAIL "$B/tests/test_cuda_starnet missing: prepare on a machine with nvcc"
+  fi
+
+  # 7c. the device text towers (clip:tiny, bert:tiny) against the CPU towers (forward, every gradient)
+  TX="$ROOT/$B/tests/test_cuda_text"
+  if [ -x "$TX" ]; then
+    echo "== device text towers = CPU text towers"
+    t=$(now)
+    timeout 120 "$TX" > "$OUTDIR/cuda_text.log" 2>&1; rc=$?
+    secs=$(python3 -c "print(round($(now) - $t, 1))")
+    tail -3 "$OUTDIR/cuda_text.log"
+    summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$OUTDIR/cuda_text.log" | tail -1)
+    if [ $rc -eq 0 ]; then record "CUDA text towers = CPU (clip, bert; fp32, bf16)" PASS "$summary in ${secs} s"
+    else record "CUDA text towers = CPU (clip, bert; fp32, bf16)" FAIL "rc=$rc $summary; $(grep -m3 'FAIL' "$OUTDIR/cuda_text.log" | tr '\n' ' ' | cut -c1-300)"; fi
+  else
+    record "CUDA text towers = CPU (clip, bert; fp32, bf16)" FAIL "$B/tests/test_cuda_text missing: prepare on a machine with nvcc"
   fi
 
   # 8. the same under compute-sanitizer memcheck (out-of-bounds and misaligned accesses, API errors)
