@@ -40,6 +40,7 @@ prepare() {
   [ -x "$B/tests/test_cuda_ops" ] && bins+=("$B/tests/test_cuda_ops")
   [ -x "$B/tests/test_cuda_starnet" ] && bins+=("$B/tests/test_cuda_starnet")
   [ -x "$B/tests/test_cuda_text" ] && bins+=("$B/tests/test_cuda_text")
+  [ -x "$B/tests/test_cuda_clip" ] && bins+=("$B/tests/test_cuda_clip")
   for lib in $(ldd "${bins[@]}" | awk '/=> \// {print $3}' | sort -u); do
     case "$(basename "$lib")" in
       libc.so*|libm.so*|libpthread.so*|libdl.so*|librt.so*|ld-linux*) ;;   # the system's own
@@ -51,6 +52,7 @@ prepare() {
   [ -x "$B/tests/test_cuda_ops" ] && files+=(tests/test_cuda_ops)
   [ -x "$B/tests/test_cuda_starnet" ] && files+=(tests/test_cuda_starnet)
   [ -x "$B/tests/test_cuda_text" ] && files+=(tests/test_cuda_text)
+  [ -x "$B/tests/test_cuda_clip" ] && files+=(tests/test_cuda_clip)
   tar czf "$B/bundle.tar.gz" -C "$B" "${files[@]}"
   du -sh "$B/lib" "$B/clipgrid" "$B/gpu_busy" "$B/bundle.tar.gz"
   [ -x "$B/tests/test_cuda_ops" ] && du -sh "$B/tests/test_cuda_ops"
@@ -235,6 +237,22 @@ PY
     else record "CUDA text towers = CPU (clip, bert; fp32, bf16)" FAIL "rc=$rc $summary; $(grep -m3 'FAIL' "$OUTDIR/cuda_text.log" | tr '\n' ' ' | cut -c1-300)"; fi
   else
     record "CUDA text towers = CPU (clip, bert; fp32, bf16)" FAIL "$B/tests/test_cuda_text missing: prepare on a machine with nvcc"
+  fi
+
+  # 7d. one CLIP training step on the device (both towers, loss, clipping, AdamW, clamp) against
+  #     the CPU trainer's step: 3 steps, starnet_s050 x clip:tiny / bert:tiny, fp32 and bf16
+  CL="$ROOT/$B/tests/test_cuda_clip"
+  if [ -x "$CL" ]; then
+    echo "== device CLIP step = CPU trainer step"
+    t=$(now)
+    timeout 180 "$CL" > "$OUTDIR/cuda_clip.log" 2>&1; rc=$?
+    secs=$(python3 -c "print(round($(now) - $t, 1))")
+    tail -3 "$OUTDIR/cuda_clip.log"
+    summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$OUTDIR/cuda_clip.log" | tail -1)
+    if [ $rc -eq 0 ]; then record "CUDA CLIP step = CPU (3 steps; fp32, bf16)" PASS "$summary in ${secs} s"
+    else record "CUDA CLIP step = CPU (3 steps; fp32, bf16)" FAIL "rc=$rc $summary; $(grep -m3 'FAIL' "$OUTDIR/cuda_clip.log" | tr '\n' ' ' | cut -c1-300)"; fi
+  else
+    record "CUDA CLIP step = CPU (3 steps; fp32, bf16)" FAIL "$B/tests/test_cuda_clip missing: prepare on a machine with nvcc"
   fi
 
   # 8. the same under compute-sanitizer memcheck (out-of-bounds and misaligned accesses, API errors)

@@ -1,0 +1,298 @@
+/* test_cuda_clip.c — one CLIP training step on the device (models/cuda/clip_cuda.h) against the
+ * CPU trainer's step (train/trainer.c: clip_model_step, clip_grad_norm over the parameter sets,
+ * adamw_step per set, clip_model_clamp_scale).
+ *
+ * starnet_s050 x clip:tiny and starnet_s050 x bert:tiny, 32-wide embeddings, B = 4 images of
+ * 32x32 (random N(0, 1)) with random texts of the tower's context length; one such batch per
+ * step (3 batches, the same on both sides: with one batch repeated, the tiny model memorises it and
+ * the loss falls to ~3e-3 by step 3, too small for a relative bf16 bound) at lr 5e-4 (wd 0.2, betas 0.9/0.98, eps 1e-6: open_clip's CLIP settings). max_norm is
+ * half the gradient norm of a probe step on an identical model, so the clip engages at step 1.
+ *
+ *   CPU    3 steps as the trainer does them, from the seed's init;
+ *   fp32   3 device steps from an identical model and fresh AdamW states, then the download:
+ *          losses within 1e-4 relative, gradient norms 1e-3, accuracies equal; after the 3
+ *          steps every parameter tensor and BN running stat within 1e-3 of the tensor's max
+ *          |value|, the counters equal, logit_scale 1e-5, AdamW m 1e-3 / v 2e-3 (per tensor,
+ *          of its max), step counts equal;
+ *   bf16   the same 3 device steps in bf16: losses within 1e-2 relative, parameters finite.
+ * A frozen text tower (the trainer's --freeze-text) is checked once in fp32: its parameters
+ * leave the device unchanged, and the image side still matches the CPU.
+ *
+ * NOT calibrated on a device (written on a machine without one). NaN never passes.
+ * No device: prints "no CUDA device: skipped" and exits 77 (ctest: skipped).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "core/log.h"
+#include "core/rng.h"
+#include "models/clip_model.h"
+#include "models/cuda/clip_cuda.h"
+#include "models/zoo.h"
+#include "nn/cuda/cg_cuda.h"
+#include "nn/params.h"
+#include "train/adamw.h"
+
+#define B 4
+#define S 32
+#define EMBED 32
+#define STEPS 3
+#define SEED 2024
+#ifndef LR
+#define LR 5e-4f
+#endif
+
+static cg_cuda_ctx *ctx;
+static double worst[2];   /* per precision: the worst relative error of the parameters / losses */
+
+#define OK(call) do { int ok_rc_ = (call); if (ok_rc_) fprintf(stderr, "  FAIL %s:%d: %s -> %d: %s\n", __FILE__, __LINE__, \
+    #call, ok_rc_, cg_error_message()); CHECK(ok_rc_ == CG_OK); } while (0)
+
+static const adamw_config ACFG = {0.9f, 0.98f, 1e-6f, 0.2f};
+
+static double rel_err(const float *got, const float *ref, int64_t n) {
+    double maxerr = 0, maxref = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (isnan(got[i]) || isnan(ref[i])) return INFINITY;
+        double e = fabs((double)got[i] - (double)ref[i]);
+        if (e > maxerr) maxerr = e;
+        if (fabs((double)ref[i]) > maxref) maxref = fabs((double)ref[i]);
+    }
+    return maxref > 0 ? maxerr / maxref : maxerr;
+}
+
+static void compare(const char *what, const char *name, cg_precision p, const float *got, const float *ref, int64_t n,
+                    double tol) {
+    double e = rel_err(got, ref, n);
+    if (e > worst[p]) worst[p] = e;
+    int pass = e <= tol;
+    if (!pass || getenv("CLIPGRID_CUDA_CLIP_VERBOSE"))
+        fprintf(stderr, "  %s %-12s %-56s max rel %.3g (tol %.3g)%s\n", cg_prec_name(p), what, name, e, tol,
+                pass ? "" : "  FAIL");
+    CHECK(pass);
+}
+
+/* every parameter and buffer tensor, the counters, and (when given) the AdamW moments */
+static void compare_set(const char *what, const cg_params *got, const cg_params *ref, const adamw_state *og,
+                        const adamw_state *orf, double tol) {
+    for (int i = 0; i < ref->n; i++) {
+        const cg_param_entry *e = &ref->e[i];
+        if (e->kind == CG_KIND_PARAM) {
+            compare(what, e->name, CG_PREC_FP32, got->params + e->offset, ref->params + e->offset, e->numel, tol);
+            if (og && orf) {
+                char nm[256];
+                snprintf(nm, sizeof nm, "%s (adam m)", e->name);
+                compare(what, nm, CG_PREC_FP32, og->m + e->offset, orf->m + e->offset, e->numel, 1e-3);
+                snprintf(nm, sizeof nm, "%s (adam v)", e->name);
+                compare(what, nm, CG_PREC_FP32, og->v + e->offset, orf->v + e->offset, e->numel, 2e-3);
+            }
+        } else if (e->kind == CG_KIND_BUFFER) {
+            compare(what, e->name, CG_PREC_FP32, got->buffers + e->offset, ref->buffers + e->offset, e->numel, tol);
+        } else {
+            for (int64_t k = 0; k < e->numel; k++) CHECK(got->counters[e->offset + k] == ref->counters[e->offset + k]);
+        }
+    }
+    if (og && orf) CHECK(og->step == orf->step);
+}
+
+static void make_ids(const cg_text_config *c, cg_rng *rng, int32_t *ids, int T) {
+    for (int b = 0; b < B; b++) {
+        int32_t *r = ids + (int64_t)b * T;
+        static const int len[B] = {77, 30, 5, 52};
+        int n = len[b] < T ? len[b] : T;
+        for (int t = 0; t < T; t++) {
+            if (c->kind == CG_TEXT_CLIP)   /* the end-of-text id (vocab - 1, the largest) at n - 1, zeros after */
+                r[t] = t < n - 1 ? 1 + (int32_t)cg_rng_below(rng, (uint64_t)(c->vocab_size - 2))
+                       : t == n - 1 ? c->vocab_size - 1 : 0;
+            else
+                r[t] = t >= n ? c->pad_id
+                       : t == 0 ? 101
+                       : t == n - 1 ? 102
+                       : 1000 + (int32_t)cg_rng_below(rng, (uint64_t)(c->vocab_size - 1000));
+        }
+    }
+}
+
+static int make_model(clip_model *m, const char *text, int freeze) {
+    clip_model_options o = {.image_encoder = "starnet_s050", .text_encoder = text, .embed_dim = EMBED,
+                            .drop_path = 0.0f, .seed = SEED, .vocab_size = 0, .pad_id = -1, .eos_id = -1,
+                            .freeze_text = freeze};
+    int rc = clip_model_create(m, &o);
+    if (rc) fprintf(stderr, "  clip_model_create %s: %s\n", text, cg_error_message());
+    return rc;
+}
+
+typedef struct {
+    adamw_state oi, ot, os;
+} opt3;
+
+static void opt_init(opt3 *o, clip_model *m) {
+    adamw_init(&o->oi, &m->image.params);
+    adamw_init(&o->ot, &m->text.params);
+    adamw_init(&o->os, &m->scale);
+}
+
+static void opt_free(opt3 *o) {
+    adamw_free(&o->oi);
+    adamw_free(&o->ot);
+    adamw_free(&o->os);
+}
+
+/* the trainer's step (train/trainer.c), accum 1 */
+static float cpu_step(clip_model *m, opt3 *o, int freeze, const float *images, const int32_t *ids, int T,
+                      float max_norm, float *loss, float *acc) {
+    int rc = clip_model_step(m, images, B, S, ids, T, loss, acc);
+    CHECK(rc == CG_OK);
+    cg_params *sets[3] = {&m->image.params, &m->text.params, &m->scale};
+    const unsigned char *frozen[3] = {o->oi.frozen, freeze ? NULL : o->ot.frozen, o->os.frozen};
+    int nsets = freeze ? 2 : 3;
+    if (freeze) { sets[1] = &m->scale; frozen[1] = o->os.frozen; }
+    float gnorm = clip_grad_norm(sets, frozen, nsets, max_norm);
+    adamw_step(&o->oi, &m->image.params, &ACFG, LR);
+    if (!freeze) adamw_step(&o->ot, &m->text.params, &ACFG, LR);
+    adamw_step(&o->os, &m->scale, &ACFG, LR);
+    clip_model_clamp_scale(m);
+    return gnorm;
+}
+
+static void run(const char *text, int freeze) {
+    fprintf(stderr, "== starnet_s050 x %s%s\n", text, freeze ? " (text frozen)" : "");
+    clip_model cpu, probe;
+    if (make_model(&cpu, text, freeze)) { CHECK(0); return; }
+    int T = cpu.text.cfg.context;
+    int64_t nimg = (int64_t)B * 3 * S * S;
+    int64_t nids = (int64_t)B * T;
+    float *images = malloc((size_t)(STEPS * nimg) * sizeof(float));
+    int32_t *ids = malloc((size_t)(STEPS * nids) * sizeof(int32_t));
+    cg_rng rng;
+    cg_rng_seed(&rng, 99 + (uint64_t)freeze);
+    for (int s = 0; s < STEPS; s++) {   /* one batch per step (the same on both sides) */
+        cg_rng_fill_normal(&rng, images + s * nimg, (size_t)nimg, 0.0f, 1.0f);
+        make_ids(&cpu.text.cfg, &rng, ids + s * nids, T);
+    }
+
+    /* probe: the first step's gradient norm, to set a max_norm that clips */
+    float max_norm = 1.0f;
+    if (!make_model(&probe, text, freeze)) {
+        opt3 po;
+        opt_init(&po, &probe);
+        float l, a;
+        float n0 = cpu_step(&probe, &po, freeze, images, ids, T, 0.0f, &l, &a);
+        max_norm = 0.5f * n0;
+        fprintf(stderr, "  probe gradient norm %.6g -> max_norm %.6g\n", n0, max_norm);
+        opt_free(&po);
+        clip_model_free(&probe);
+    }
+
+    /* CPU reference: 3 steps */
+    opt3 co;
+    opt_init(&co, &cpu);
+    float closs[STEPS], cacc[STEPS], cnorm[STEPS];
+    for (int s = 0; s < STEPS; s++) {
+        cnorm[s] = cpu_step(&cpu, &co, freeze, images + s * nimg, ids + s * nids, T, max_norm, &closs[s], &cacc[s]);
+        fprintf(stderr, "  cpu  step %d: loss %.7g acc %.3g norm %.6g scale %.7g\n", s + 1, closs[s], cacc[s], cnorm[s],
+                cpu.scale.params[0]);
+    }
+
+    for (int pi = 0; pi < (freeze ? 1 : 2); pi++) {
+        cg_precision p = (cg_precision)pi;
+        clip_model dm;
+        if (make_model(&dm, text, freeze)) { CHECK(0); break; }
+        opt3 dopt;
+        opt_init(&dopt, &dm);
+        float *text_before = malloc((size_t)dm.text.params.n_params * sizeof(float));
+        memcpy(text_before, dm.text.params.params, (size_t)dm.text.params.n_params * sizeof(float));
+        cg_cuda_clip m;
+        fprintf(stderr, "  %s: T %d, device arenas %.1f MiB, scratch %.2f MiB\n", cg_prec_name(p), T,
+                (double)cg_cuda_clip_arena_bytes(&dm, p, B, S, T) / (1 << 20),
+                (double)cg_cuda_clip_scratch_bytes(&dm, p, B, S, T) / (1 << 20));
+        int rc = cg_cuda_clip_create(&m, ctx, &dm, &dopt.oi, freeze ? NULL : &dopt.ot, &dopt.os, &ACFG, max_norm, p, B,
+                                     S, T);
+        OK(rc);
+        if (!rc) {
+            double tol_loss = p == CG_PREC_FP32 ? 1e-4 : 1e-2;
+            for (int s = 0; s < STEPS; s++) {
+                float loss = NAN, acc = NAN;
+                OK(cg_cuda_clip_step(&m, images + s * nimg, ids + s * nids, LR, &loss, &acc));
+                fprintf(stderr, "  %s step %d: loss %.7g acc %.3g norm %.6g\n", cg_prec_name(p), s + 1, loss, acc,
+                        m.last_grad_norm);
+                char nm[64];
+                snprintf(nm, sizeof nm, "loss step %d", s + 1);
+                compare("loss", nm, p, &loss, &closs[s], 1, tol_loss);
+                if (p == CG_PREC_FP32) {
+                    snprintf(nm, sizeof nm, "grad norm step %d", s + 1);
+                    compare("norm", nm, p, &m.last_grad_norm, &cnorm[s], 1, 1e-3);
+                    CHECK(fabsf(acc - cacc[s]) < 1e-6f);
+                }
+            }
+            OK(cg_cuda_clip_download(&m, &dm, &dopt.oi, freeze ? NULL : &dopt.ot, &dopt.os, 0));
+            if (p == CG_PREC_FP32) {
+                compare_set("visual", &dm.image.params, &cpu.image.params, &dopt.oi, &co.oi, 1e-3);
+                if (freeze)
+                    CHECK(!memcmp(dm.text.params.params, text_before, (size_t)dm.text.params.n_params * sizeof(float)));
+                else
+                    compare_set("text", &dm.text.params, &cpu.text.params, &dopt.ot, &co.ot, 1e-3);
+                compare("scale", "logit_scale", p, dm.scale.params, cpu.scale.params, 1, 1e-5);
+                compare_set("scale", &dm.scale, &cpu.scale, &dopt.os, &co.os, 1e-3);
+            } else {
+                int finite = 1;
+                for (int64_t i = 0; i < dm.image.params.n_params; i++) finite &= isfinite(dm.image.params.params[i]);
+                for (int64_t i = 0; i < dm.text.params.n_params; i++) finite &= isfinite(dm.text.params.params[i]);
+                CHECK(finite);
+                CHECK(dopt.oi.step == STEPS && dopt.os.step == STEPS);
+            }
+            cg_cuda_clip_free(&m);
+        }
+        free(text_before);
+        opt_free(&dopt);
+        clip_model_free(&dm);
+    }
+    opt_free(&co);
+    clip_model_free(&cpu);
+    free(images);
+    free(ids);
+}
+
+static void test_clip_tiny(void) { run("clip:tiny", 0); }
+static void test_bert_tiny(void) { run("bert:tiny", 0); }
+static void test_clip_tiny_frozen(void) { run("clip:tiny", 1); }
+
+int main(void) {
+    cg_cuda_device_info info;
+    if (cg_cuda_device_query(0, &info) != CG_OK) {
+        const char *why = cg_error_message(), *pre = "no CUDA device: ";
+        if (!strncmp(why, pre, strlen(pre))) why += strlen(pre);
+        printf("no CUDA device: skipped (%s)\n", why);
+        return 77;
+    }
+    fprintf(stderr, "device 0: %s, compute capability %d.%d\n", info.name, info.cc_major, info.cc_minor);
+    size_t scratch = 0;
+    const char *names[] = {"clip:tiny", "bert:tiny"};
+    for (int k = 0; k < 2; k++) {
+        clip_model probe;
+        if (make_model(&probe, names[k], 0)) return 1;
+        for (int p = 0; p < 2; p++) {
+            size_t s = cg_cuda_clip_scratch_bytes(&probe, (cg_precision)p, B, S, probe.text.cfg.context);
+            if (s > scratch) scratch = s;
+        }
+        clip_model_free(&probe);
+    }
+    if (cg_cuda_ctx_create(&ctx, 0, scratch)) {
+        fprintf(stderr, "cg_cuda_ctx_create: %s\n", cg_error_message());
+        return 1;
+    }
+    TEST_RUN(test_clip_tiny);
+    TEST_RUN(test_bert_tiny);
+    TEST_RUN(test_clip_tiny_frozen);
+    fprintf(stderr, "worst relative error: fp32 %.3g, bf16 %.3g\n", worst[0], worst[1]);
+    if (cg_cuda_sync(ctx)) {
+        fprintf(stderr, "FAIL: asynchronous CUDA error: %s\n", cg_error_message());
+        check_tests_failed++;
+    }
+    cg_cuda_ctx_destroy(ctx);
+    return TEST_REPORT();
+}
