@@ -127,10 +127,10 @@ extern "C" int cg_cuda_clip_step(cg_cuda_clip *m, const float *images, const int
     float *grads[3];
     int n = 0;
     sets[n] = &m->opt_img;
-    grads[n++] = m->image.grads;
+    grads[n++] = m->image.w.grads;
     if (!m->freeze_text) {
         sets[n] = &m->opt_txt;
-        grads[n++] = m->text.grads;
+        grads[n++] = m->text.w.grads;
     }
     sets[n] = &m->opt_scale;
     grads[n++] = m->scale_grad;
@@ -138,9 +138,9 @@ extern "C" int cg_cuda_clip_step(cg_cuda_clip *m, const float *images, const int
 
     /* adamw_step per set; in bf16 the towers' weight copies are written in the same pass */
     int bf = m->p == CG_PREC_BF16;
-    CG_TRY(cg_cuda_adamw_step(ctx, &m->opt_img, m->image.params, m->image.grads, bf ? m->image.wx : NULL, &m->acfg, lr));
+    CG_TRY(cg_cuda_adamw_step(ctx, &m->opt_img, m->image.w.params, m->image.w.grads, bf ? m->image.w.wx : NULL, &m->acfg, lr));
     if (!m->freeze_text)
-        CG_TRY(cg_cuda_adamw_step(ctx, &m->opt_txt, m->text.params, m->text.grads, bf ? m->text.wx : NULL, &m->acfg,
+        CG_TRY(cg_cuda_adamw_step(ctx, &m->opt_txt, m->text.w.params, m->text.w.grads, bf ? m->text.w.wx : NULL, &m->acfg,
                                   lr));
     CG_TRY(cg_cuda_adamw_step(ctx, &m->opt_scale, m->scale, m->scale_grad, NULL, &m->acfg, lr));
     clamp_scale_kernel<<<1, 32, 0, ctx->stream>>>(m->scale, CLIP_LOGIT_SCALE_MAX);

@@ -38,10 +38,10 @@ static void *take(layout_ctx *L, size_t bytes) {
 static void layout(cg_cuda_starnet *m, layout_ctx *L) {
     size_t xs = cg_prec_size(m->p);
     int64_t N = m->N;
-    m->params = (float *)take(L, (size_t)m->n_params * sizeof(float));
-    m->grads = (float *)take(L, (size_t)m->n_params * sizeof(float));
-    m->buffers = (float *)take(L, (size_t)(m->n_buffers ? m->n_buffers : 1) * sizeof(float));
-    m->wx = m->p == CG_PREC_FP32 ? (void *)m->params : take(L, (size_t)m->n_params * xs);
+    m->w.params = (float *)take(L, (size_t)m->w.n_params * sizeof(float));
+    m->w.grads = (float *)take(L, (size_t)m->w.n_params * sizeof(float));
+    m->w.buffers = (float *)take(L, (size_t)(m->w.n_buffers ? m->w.n_buffers : 1) * sizeof(float));
+    m->w.wx = m->p == CG_PREC_FP32 ? (void *)m->w.params : take(L, (size_t)m->w.n_params * xs);
     int sc = m->cfg.stem_chs;
     m->x = take(L, (size_t)(3 * N * m->H * m->W) * xs);
     int h = conv_out(m->H), w = conv_out(m->W);
@@ -117,17 +117,7 @@ static void copy_structure(cg_cuda_starnet *m, const cg_starnet *cpu, cg_precisi
     m->head_b = cpu->head_b;
     m->bn_momentum = cpu->bn_momentum;
     m->bn_eps = cpu->bn_eps;
-    m->n_entries = cpu->params.n;
-    m->offsets = (int64_t *)cg_xcalloc((size_t)(m->n_entries ? m->n_entries : 1), sizeof *m->offsets);
-    m->kinds = (cg_param_kind *)cg_xcalloc((size_t)(m->n_entries ? m->n_entries : 1), sizeof *m->kinds);
-    for (int i = 0; i < m->n_entries; i++) {
-        m->offsets[i] = cpu->params.e[i].offset;
-        m->kinds[i] = cpu->params.e[i].kind;
-    }
-    m->n_params = cpu->params.n_params;
-    m->n_buffers = cpu->params.n_buffers;
-    m->n_counters = cpu->params.n_counters;
-    m->counters = (int64_t *)cg_xcalloc((size_t)(m->n_counters ? m->n_counters : 1), sizeof *m->counters);
+    cg_cuda_params_layout(&m->w, &cpu->params);
     m->N = N;
     m->H = H;
     m->W = W;
@@ -136,15 +126,10 @@ static void copy_structure(cg_cuda_starnet *m, const cg_starnet *cpu, cg_precisi
 static void free_host(cg_cuda_starnet *m) {
     free(m->blocks);
     free(m->bacts);
-    free(m->offsets);
-    free(m->kinds);
-    free(m->counters);
+    cg_cuda_params_free(&m->w);
     free(m->host_x);
     m->blocks = NULL;
     m->bacts = NULL;
-    m->offsets = NULL;
-    m->kinds = NULL;
-    m->counters = NULL;
     m->host_x = NULL;
 }
 
@@ -210,7 +195,7 @@ extern "C" int cg_cuda_starnet_create(cg_cuda_starnet *m, cg_cuda_ctx *ctx, cons
         return cg_error_set(CG_ERR_NOMEM, "cg_cuda_starnet_create: arena of %zu bytes too small (planning bug)", bytes);
     }
     m->host_x = (float *)cg_xmalloc((size_t)3 * N * H * W * sizeof(float));
-    rc = cg_cuda_memset0(ctx, m->grads, (size_t)m->n_params * sizeof(float));
+    rc = cg_cuda_memset0(ctx, m->w.grads, (size_t)m->w.n_params * sizeof(float));
     if (!rc) rc = cg_cuda_starnet_upload(m, &cpu->params);
     if (rc) cg_cuda_starnet_free(m);
     return rc;
@@ -223,51 +208,26 @@ extern "C" void cg_cuda_starnet_free(cg_cuda_starnet *m) {
     memset(m, 0, sizeof *m);
 }
 
-static int check_layout(const cg_cuda_starnet *m, const cg_params *hp, const char *what) {
-    if (hp->n != m->n_entries || hp->n_params != m->n_params || hp->n_buffers != m->n_buffers ||
-        hp->n_counters != m->n_counters)
-        return cg_error_set(CG_ERR_STATE, "%s: parameter layout differs from the model's (%d entries, %lld params)",
-                            what, m->n_entries, (long long)m->n_params);
-    for (int i = 0; i < hp->n; i++)
-        if (hp->e[i].offset != m->offsets[i] || hp->e[i].kind != m->kinds[i])
-            return cg_error_set(CG_ERR_STATE, "%s: entry %s is laid out differently", what, hp->e[i].name);
-    return CG_OK;
-}
-
-extern "C" int cg_cuda_starnet_refresh_weights(cg_cuda_starnet *m) {
-    if (m->p == CG_PREC_FP32) return CG_OK;
-    return cg_cuda_convert(m->ctx, m->p, m->wx, CG_PREC_FP32, m->params, m->n_params);
-}
+extern "C" int cg_cuda_starnet_refresh_weights(cg_cuda_starnet *m) { return cg_cuda_params_refresh(m->ctx, &m->w, m->p); }
 
 extern "C" int cg_cuda_starnet_upload(cg_cuda_starnet *m, const cg_params *src) {
-    SN_TRY(check_layout(m, src, "cg_cuda_starnet_upload"));
-    SN_TRY(cg_cuda_h2d(m->ctx, m->params, src->params, (size_t)m->n_params * sizeof(float)));
-    if (m->n_buffers) SN_TRY(cg_cuda_h2d(m->ctx, m->buffers, src->buffers, (size_t)m->n_buffers * sizeof(float)));
-    if (m->n_counters) memcpy(m->counters, src->counters, (size_t)m->n_counters * sizeof(int64_t));
-    return cg_cuda_starnet_refresh_weights(m);
+    return cg_cuda_params_upload(m->ctx, &m->w, m->p, src, "cg_cuda_starnet_upload");
 }
 
 extern "C" int cg_cuda_starnet_download(cg_cuda_starnet *m, cg_params *dst, int grads) {
-    SN_TRY(check_layout(m, dst, "cg_cuda_starnet_download"));
-    SN_TRY(cg_cuda_d2h(m->ctx, dst->params, m->params, (size_t)m->n_params * sizeof(float)));
-    if (m->n_buffers) SN_TRY(cg_cuda_d2h(m->ctx, dst->buffers, m->buffers, (size_t)m->n_buffers * sizeof(float)));
-    if (m->n_counters) memcpy(dst->counters, m->counters, (size_t)m->n_counters * sizeof(int64_t));
-    if (grads) SN_TRY(cg_cuda_d2h(m->ctx, dst->grads, m->grads, (size_t)m->n_params * sizeof(float)));
-    return CG_OK;
+    return cg_cuda_params_download(m->ctx, &m->w, dst, grads, "cg_cuda_starnet_download");
 }
 
-extern "C" int cg_cuda_starnet_zero_grad(cg_cuda_starnet *m) {
-    return cg_cuda_memset0(m->ctx, m->grads, (size_t)m->n_params * sizeof(float));
-}
+extern "C" int cg_cuda_starnet_zero_grad(cg_cuda_starnet *m) { return cg_cuda_params_zero_grad(m->ctx, &m->w); }
 
 /* ---------------------------------------------------------------- pointers into the flat arrays */
 
 /* X view of a parameter's value (what the forward reads) */
 static const void *PX(const cg_cuda_starnet *m, int i) {
-    return (const char *)m->wx + (size_t)m->offsets[i] * cg_prec_size(m->p);
+    return (const char *)m->w.wx + (size_t)m->w.offsets[i] * cg_prec_size(m->p);
 }
-static float *GR(const cg_cuda_starnet *m, int i) { return m->grads + m->offsets[i]; }
-static float *BUF(const cg_cuda_starnet *m, int i) { return m->buffers + m->offsets[i]; }
+static float *GR(const cg_cuda_starnet *m, int i) { return m->w.grads + m->w.offsets[i]; }
+static float *BUF(const cg_cuda_starnet *m, int i) { return m->w.buffers + m->w.offsets[i]; }
 static void *xoff(const cg_cuda_starnet *m, void *base, int64_t n) {
     return (char *)base + (size_t)n * cg_prec_size(m->p);
 }
@@ -282,7 +242,7 @@ static int bn_forward(cg_cuda_starnet *m, cg_sn_bn bn, void *y, const void *x, f
     if (m->train) {
         SN_TRY(cg_cuda_batchnorm_forward_train(m->ctx, m->p, y, x, PX(m, bn.w), PX(m, bn.b), BUF(m, bn.rm),
                                                BUF(m, bn.rv), mean, rstd, C, M, m->bn_momentum, m->bn_eps));
-        m->counters[m->offsets[bn.nbt]]++;
+        m->w.counters[m->w.offsets[bn.nbt]]++;
         return CG_OK;
     }
     return cg_cuda_batchnorm_forward_eval(m->ctx, m->p, y, x, PX(m, bn.w), PX(m, bn.b), BUF(m, bn.rm), BUF(m, bn.rv),

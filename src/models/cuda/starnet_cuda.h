@@ -36,6 +36,7 @@
 #include <stdint.h>
 
 #include "nn/cuda/cg_cuda.h"
+#include "nn/cuda/cuda_params.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -60,19 +61,13 @@ typedef struct {
     cg_sn_bn stem_bn, down_bn[4], norm;
     int head_w, head_b;
     float bn_momentum, bn_eps;
-    int n_entries;
-    int64_t *offsets;                    /* [n_entries]: offset of each entry in its array (host) */
-    cg_param_kind *kinds;                /* [n_entries] */
-    int64_t n_params, n_buffers, n_counters;
-    int64_t *counters;                   /* host copy of num_batches_tracked etc. */
 
     /* batch shape */
     int N, H, W, train, have_forward;
 
     /* device memory: one arena */
     cg_cuda_arena arena;
-    float *params, *grads, *buffers;     /* fp32, the CPU layout */
-    void *wx;                            /* weights the forward reads: == params (fp32) or bf16 copy */
+    cg_cuda_params w;                    /* params, grads, buffers, wx: the CPU layout (in the arena) */
     void *x;                             /* input [3, N, H, W] X */
     void *stem_c, *stem_b, *stem_a;
     float *stem_mean, *stem_rstd;

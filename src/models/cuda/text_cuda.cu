@@ -42,9 +42,9 @@ static void layout(cg_cuda_text *m, layout_ctx *L) {
     const cg_text_config *c = &m->cfg;
     int64_t C = c->width, F = c->mlp, B = m->B, T = m->T, N = B * T, H = c->heads;
     int bert = is_bert(m);
-    m->params = (float *)take(L, (size_t)m->n_params * sizeof(float));
-    m->grads = (float *)take(L, (size_t)m->n_params * sizeof(float));
-    m->wx = m->p == CG_PREC_FP32 ? (void *)m->params : take(L, (size_t)m->n_params * xs);
+    m->w.params = (float *)take(L, (size_t)m->w.n_params * sizeof(float));
+    m->w.grads = (float *)take(L, (size_t)m->w.n_params * sizeof(float));
+    m->w.wx = m->p == CG_PREC_FP32 ? (void *)m->w.params : take(L, (size_t)m->w.n_params * xs);
     m->ids = (int32_t *)take(L, (size_t)N * sizeof(int32_t));
     m->zero_ids = (int32_t *)take(L, (size_t)N * sizeof(int32_t));
     m->key_mask = bert ? (uint8_t *)take(L, (size_t)N) : NULL;
@@ -109,14 +109,7 @@ static void copy_structure(cg_cuda_text *m, const cg_text_tower *cpu, cg_precisi
     if (nl) memcpy(m->layers, cpu->layers, (size_t)nl * sizeof *m->layers);
     m->lacts = (cg_cuda_text_layer_acts *)cg_xcalloc((size_t)(nl ? nl : 1), sizeof *m->lacts);
     m->res = (void **)cg_xcalloc((size_t)nl + 1, sizeof *m->res);
-    m->n_entries = cpu->params.n;
-    m->offsets = (int64_t *)cg_xcalloc((size_t)(m->n_entries ? m->n_entries : 1), sizeof *m->offsets);
-    m->kinds = (cg_param_kind *)cg_xcalloc((size_t)(m->n_entries ? m->n_entries : 1), sizeof *m->kinds);
-    for (int i = 0; i < m->n_entries; i++) {
-        m->offsets[i] = cpu->params.e[i].offset;
-        m->kinds[i] = cpu->params.e[i].kind;
-    }
-    m->n_params = cpu->params.n_params;
+    cg_cuda_params_layout(&m->w, &cpu->params);
     m->B = B;
     m->T = T;
     m->pool_pos = (int32_t *)cg_xcalloc((size_t)(B > 0 ? B : 1), sizeof *m->pool_pos);
@@ -127,15 +120,12 @@ static void free_host(cg_cuda_text *m) {
     free(m->layers);
     free(m->lacts);
     free(m->res);
-    free(m->offsets);
-    free(m->kinds);
+    cg_cuda_params_free(&m->w);
     free(m->pool_pos);
     free(m->host_mask);
     m->layers = NULL;
     m->lacts = NULL;
     m->res = NULL;
-    m->offsets = NULL;
-    m->kinds = NULL;
     m->pool_pos = NULL;
     m->host_mask = NULL;
 }
@@ -193,7 +183,7 @@ extern "C" int cg_cuda_text_create(cg_cuda_text *m, cg_cuda_ctx *ctx, const cg_t
         return cg_error_set(CG_ERR_NOMEM, "cg_cuda_text_create: arena of %zu bytes too small (planning bug)", bytes);
     }
     int64_t N = (int64_t)B * T;
-    rc = cg_cuda_memset0(ctx, m->grads, (size_t)m->n_params * sizeof(float));
+    rc = cg_cuda_memset0(ctx, m->w.grads, (size_t)m->w.n_params * sizeof(float));
     if (!rc) rc = cg_cuda_memset0(ctx, m->zero_ids, (size_t)N * sizeof(int32_t));   /* token types: all 0 */
     if (!rc) rc = cg_cuda_text_upload(m, &cpu->params);
     if (rc) cg_cuda_text_free(m);
@@ -207,46 +197,26 @@ extern "C" void cg_cuda_text_free(cg_cuda_text *m) {
     memset(m, 0, sizeof *m);
 }
 
-static int check_layout(const cg_cuda_text *m, const cg_params *hp, const char *what) {
-    if (hp->n != m->n_entries || hp->n_params != m->n_params || hp->n_buffers || hp->n_counters)
-        return cg_error_set(CG_ERR_STATE, "%s: parameter layout differs from the tower's (%d entries, %lld params)",
-                            what, m->n_entries, (long long)m->n_params);
-    for (int i = 0; i < hp->n; i++)
-        if (hp->e[i].offset != m->offsets[i] || hp->e[i].kind != m->kinds[i])
-            return cg_error_set(CG_ERR_STATE, "%s: entry %s is laid out differently", what, hp->e[i].name);
-    return CG_OK;
-}
-
-extern "C" int cg_cuda_text_refresh_weights(cg_cuda_text *m) {
-    if (m->p == CG_PREC_FP32) return CG_OK;
-    return cg_cuda_convert(m->ctx, m->p, m->wx, CG_PREC_FP32, m->params, m->n_params);
-}
+extern "C" int cg_cuda_text_refresh_weights(cg_cuda_text *m) { return cg_cuda_params_refresh(m->ctx, &m->w, m->p); }
 
 extern "C" int cg_cuda_text_upload(cg_cuda_text *m, const cg_params *src) {
-    TX_TRY(check_layout(m, src, "cg_cuda_text_upload"));
-    TX_TRY(cg_cuda_h2d(m->ctx, m->params, src->params, (size_t)m->n_params * sizeof(float)));
-    return cg_cuda_text_refresh_weights(m);
+    return cg_cuda_params_upload(m->ctx, &m->w, m->p, src, "cg_cuda_text_upload");
 }
 
 extern "C" int cg_cuda_text_download(cg_cuda_text *m, cg_params *dst, int grads) {
-    TX_TRY(check_layout(m, dst, "cg_cuda_text_download"));
-    TX_TRY(cg_cuda_d2h(m->ctx, dst->params, m->params, (size_t)m->n_params * sizeof(float)));
-    if (grads) TX_TRY(cg_cuda_d2h(m->ctx, dst->grads, m->grads, (size_t)m->n_params * sizeof(float)));
-    return CG_OK;
+    return cg_cuda_params_download(m->ctx, &m->w, dst, grads, "cg_cuda_text_download");
 }
 
-extern "C" int cg_cuda_text_zero_grad(cg_cuda_text *m) {
-    return cg_cuda_memset0(m->ctx, m->grads, (size_t)m->n_params * sizeof(float));
-}
+extern "C" int cg_cuda_text_zero_grad(cg_cuda_text *m) { return cg_cuda_params_zero_grad(m->ctx, &m->w); }
 
 /* ---------------------------------------------------------------- pointers into the flat arrays */
 
 /* X view of a parameter's value (what the forward reads); for qkv_w / qkv_b the fused [3C, C] /
  * [3C] q|k|v block (k and v follow q in memory, as on the CPU) */
 static const void *PX(const cg_cuda_text *m, int i) {
-    return (const char *)m->wx + (size_t)m->offsets[i] * cg_prec_size(m->p);
+    return (const char *)m->w.wx + (size_t)m->w.offsets[i] * cg_prec_size(m->p);
 }
-static float *GR(const cg_cuda_text *m, int i) { return m->grads + m->offsets[i]; }
+static float *GR(const cg_cuda_text *m, int i) { return m->w.grads + m->w.offsets[i]; }
 static void *xrow(const cg_cuda_text *m, void *base, int64_t row, int64_t width) {
     return (char *)base + (size_t)(row * width) * cg_prec_size(m->p);
 }

@@ -45,6 +45,7 @@
 #include <stdint.h>
 
 #include "nn/cuda/cg_cuda.h"
+#include "nn/cuda/cuda_params.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -67,10 +68,6 @@ typedef struct {
     int embed_dim, frozen;
     int tok_emb, pos_emb, type_emb, emb_ln_w, emb_ln_b, final_ln_w, final_ln_b, proj_w;
     cg_text_layer *layers;               /* [cfg.layers] (host copy of the CPU tower's indices) */
-    int n_entries;
-    int64_t *offsets;                    /* [n_entries]: offset of each entry (host) */
-    cg_param_kind *kinds;                /* [n_entries] */
-    int64_t n_params;
 
     /* batch shape */
     int B, T, have_forward;
@@ -79,8 +76,7 @@ typedef struct {
 
     /* device memory: one arena */
     cg_cuda_arena arena;
-    float *params, *grads;               /* fp32, the CPU layout */
-    void *wx;                            /* weights the forward reads: == params (fp32) or bf16 copy */
+    cg_cuda_params w;                    /* params, grads, wx: the CPU layout (in the arena; no buffers) */
     int32_t *ids, *zero_ids;             /* [B*T] int32 */
     uint8_t *key_mask;                   /* BERT [B*T] (NULL for CLIP) */
     void *e0;                            /* BERT: embeddings before their LayerNorm [B, T, C] */
