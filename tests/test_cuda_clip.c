@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "cuda_check.h"
 #include "core/log.h"
 #include "core/rng.h"
 #include "models/clip_model.h"
@@ -49,21 +50,9 @@
 static cg_cuda_ctx *ctx;
 static double worst[2];   /* per precision: the worst relative error of the parameters / losses */
 
-#define OK(call) do { int ok_rc_ = (call); if (ok_rc_) fprintf(stderr, "  FAIL %s:%d: %s -> %d: %s\n", __FILE__, __LINE__, \
-    #call, ok_rc_, cg_error_message()); CHECK(ok_rc_ == CG_OK); } while (0)
 
 static const adamw_config ACFG = {0.9f, 0.98f, 1e-6f, 0.2f};
 
-static double rel_err(const float *got, const float *ref, int64_t n) {
-    double maxerr = 0, maxref = 0;
-    for (int64_t i = 0; i < n; i++) {
-        if (isnan(got[i]) || isnan(ref[i])) return INFINITY;
-        double e = fabs((double)got[i] - (double)ref[i]);
-        if (e > maxerr) maxerr = e;
-        if (fabs((double)ref[i]) > maxref) maxref = fabs((double)ref[i]);
-    }
-    return maxref > 0 ? maxerr / maxref : maxerr;
-}
 
 static void compare(const char *what, const char *name, cg_precision p, const float *got, const float *ref, int64_t n,
                     double tol) {
@@ -263,12 +252,7 @@ static void test_clip_tiny_frozen(void) { run("clip:tiny", 1); }
 
 int main(void) {
     cg_cuda_device_info info;
-    if (cg_cuda_device_query(0, &info) != CG_OK) {
-        const char *why = cg_error_message(), *pre = "no CUDA device: ";
-        if (!strncmp(why, pre, strlen(pre))) why += strlen(pre);
-        printf("no CUDA device: skipped (%s)\n", why);
-        return 77;
-    }
+    if (skip_without_device(&info)) return 77;
     fprintf(stderr, "device 0: %s, compute capability %d.%d\n", info.name, info.cc_major, info.cc_minor);
     size_t scratch = 0;
     const char *names[] = {"clip:tiny", "bert:tiny"};

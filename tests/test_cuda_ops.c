@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "cuda_check.h"
 #include "core/log.h"
 #include "core/rng.h"
 #include "core/tensor.h"
@@ -52,8 +53,6 @@ static const cg_precision PRECS[2] = {CG_PREC_FP32, CG_PREC_BF16};
 #define TOL_GRAD 1e-3
 static double tol(cg_precision p, double fp32, double bf16) { return p == CG_PREC_FP32 ? fp32 : bf16; }
 
-#define OK(call) do { int ok_rc_ = (call); if (ok_rc_) fprintf(stderr, "  FAIL %s:%d: %s -> %d: %s\n", __FILE__, __LINE__, \
-    #call, ok_rc_, cg_error_message()); CHECK(ok_rc_ == CG_OK); } while (0)
 
 /* ---------------------------------------------------------------- memory kept until the test ends */
 
@@ -800,12 +799,7 @@ static void test_adamw(void) {
 
 int main(void) {
     cg_cuda_device_info info;
-    if (cg_cuda_device_query(0, &info) != CG_OK) {
-        const char *why = cg_error_message(), *pre = "no CUDA device: ";
-        if (!strncmp(why, pre, strlen(pre))) why += strlen(pre);
-        printf("no CUDA device: skipped (%s)\n", why);
-        return 77;
-    }
+    if (skip_without_device(&info)) return 77;
     fprintf(stderr, "device 0: %s, compute capability %d.%d, %d SMs, %.1f GiB, driver %d, runtime %d\n", info.name,
             info.cc_major, info.cc_minor, info.sm_count, (double)info.total_mem / (1 << 30), info.driver_version,
             info.runtime_version);

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "cuda_check.h"
 #include "core/log.h"
 #include "core/rng.h"
 #include "models/cuda/starnet_cuda.h"
@@ -42,19 +43,7 @@
 static cg_cuda_ctx *ctx;
 static double worst[2][3];   /* [precision][forward, grads, stats]: worst error seen */
 
-#define OK(call) do { int ok_rc_ = (call); if (ok_rc_) fprintf(stderr, "  FAIL %s:%d: %s -> %d: %s\n", __FILE__, __LINE__, \
-    #call, ok_rc_, cg_error_message()); CHECK(ok_rc_ == CG_OK); } while (0)
 
-static double rel_err(const float *got, const float *ref, int64_t n) {
-    double maxerr = 0, maxref = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double e = fabs((double)got[i] - (double)ref[i]);
-        if (isnan(got[i]) || isnan(ref[i])) return INFINITY;
-        if (e > maxerr) maxerr = e;
-        if (fabs((double)ref[i]) > maxref) maxref = fabs((double)ref[i]);
-    }
-    return maxref > 0 ? maxerr / maxref : maxerr;
-}
 
 static void compare(const char *what, const char *name, cg_precision p, int slot, const float *got, const float *ref,
                     int64_t n, double tol) {
@@ -67,9 +56,6 @@ static void compare(const char *what, const char *name, cg_precision p, int slot
     CHECK(pass);
 }
 
-static void round_bf16(float *x, int64_t n) {
-    for (int64_t i = 0; i < n; i++) x[i] = cg_bf16_round(x[i]);
-}
 
 /* every parameter gradient of `got` (downloaded) against the CPU model's */
 static void compare_grads(const char *what, cg_precision p, const cg_params *got, const cg_params *ref, double tol) {
@@ -185,12 +171,7 @@ static void test_bf16(void) { run_precision(CG_PREC_BF16); }
 
 int main(void) {
     cg_cuda_device_info info;
-    if (cg_cuda_device_query(0, &info) != CG_OK) {
-        const char *why = cg_error_message(), *pre = "no CUDA device: ";
-        if (!strncmp(why, pre, strlen(pre))) why += strlen(pre);
-        printf("no CUDA device: skipped (%s)\n", why);
-        return 77;
-    }
+    if (skip_without_device(&info)) return 77;
     fprintf(stderr, "device 0: %s, compute capability %d.%d\n", info.name, info.cc_major, info.cc_minor);
     const cg_starnet_config *cfg = cg_zoo_starnet("starnet_s050");
     cg_starnet probe;
