@@ -29,6 +29,9 @@ cd "$(dirname "$0")/.."
 B="${GPU_BUILD:-build-gpu}"
 ROOT="$PWD"
 
+# The device-vs-CPU test programs the bundle carries (tests/test_cuda_*.c).
+CUDA_TESTS=(test_cuda_ops test_cuda_starnet test_cuda_text test_cuda_clip)
+
 prepare() {
   set -e
   cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release -DCLIPGRID_WERROR="${GPU_WERROR:-ON}" >/dev/null
@@ -36,11 +39,10 @@ prepare() {
   nvcc -O2 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
        -gencode arch=compute_90,code=compute_90 -o "$B/gpu_busy" bench/gpu_busy.cu
   mkdir -p "$B/lib"
-  local bins=("$B/clipgrid")
-  [ -x "$B/tests/test_cuda_ops" ] && bins+=("$B/tests/test_cuda_ops")
-  [ -x "$B/tests/test_cuda_starnet" ] && bins+=("$B/tests/test_cuda_starnet")
-  [ -x "$B/tests/test_cuda_text" ] && bins+=("$B/tests/test_cuda_text")
-  [ -x "$B/tests/test_cuda_clip" ] && bins+=("$B/tests/test_cuda_clip")
+  local bins=("$B/clipgrid") files=(clipgrid gpu_busy bench/bench_launcher tests/fake_nvml lib) t
+  for t in "${CUDA_TESTS[@]}"; do
+    [ -x "$B/tests/$t" ] && { bins+=("$B/tests/$t"); files+=("tests/$t"); }
+  done
   for lib in $(ldd "${bins[@]}" | awk '/=> \// {print $3}' | sort -u); do
     case "$(basename "$lib")" in
       libc.so*|libm.so*|libpthread.so*|libdl.so*|librt.so*|ld-linux*) ;;   # the system's own
@@ -48,11 +50,6 @@ prepare() {
       *) cp -L "$lib" "$B/lib/";;
     esac
   done
-  local files=(clipgrid gpu_busy bench/bench_launcher tests/fake_nvml lib)
-  [ -x "$B/tests/test_cuda_ops" ] && files+=(tests/test_cuda_ops)
-  [ -x "$B/tests/test_cuda_starnet" ] && files+=(tests/test_cuda_starnet)
-  [ -x "$B/tests/test_cuda_text" ] && files+=(tests/test_cuda_text)
-  [ -x "$B/tests/test_cuda_clip" ] && files+=(tests/test_cuda_clip)
   tar czf "$B/bundle.tar.gz" -C "$B" "${files[@]}"
   du -sh "$B/lib" "$B/clipgrid" "$B/gpu_busy" "$B/bundle.tar.gz"
   [ -x "$B/tests/test_cuda_ops" ] && du -sh "$B/tests/test_cuda_ops"
@@ -176,6 +173,20 @@ CLIPGRID_BIN="$CG" FAKE_NVML_DIR="$ROOT/$B/tests/fake_nvml" "$ROOT/$B/bench/benc
   || record "dispatch benchmark" FAIL "$(tail -2 "$W/bench.txt")"
 cat "$W/bench.txt"
 
+# One device-vs-CPU test program: run it with a time limit, log to $OUTDIR/<name>.log, one row.
+device_test() {
+  local name="$1" limit="$2" row="$3" bin="$ROOT/$B/tests/$1" log="$OUTDIR/${1#test_}.log" t rc secs summary
+  if [ ! -x "$bin" ]; then record "$row" FAIL "$B/tests/$name missing: prepare on a machine with nvcc"; return; fi
+  echo "== $row"
+  t=$(now)
+  timeout "$limit" "$bin" > "$log" 2>&1; rc=$?
+  secs=$(python3 -c "print(round($(now) - $t, 1))")
+  tail -3 "$log"
+  summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
+  if [ $rc -eq 0 ]; then record "$row" PASS "$summary in ${secs} s"
+  else record "$row" FAIL "rc=$rc $summary; $(grep -m3 'FAIL' "$log" | tr '\n' ' ' | cut -c1-300)"; fi
+}
+
 # 7. every CUDA layer against the CPU reference, fp32 and bf16 (per-comparison JSON to $OUT)
 OPS="$ROOT/$B/tests/test_cuda_ops"
 if [ ! -x "$OPS" ]; then
@@ -209,51 +220,12 @@ PY
     record "CUDA layers = CPU (fp32, bf16)" FAIL "rc=$rc $summary; $(grep -m3 'FAIL' "$OUTDIR/cuda_ops.log" | tr '\n' ' ' | cut -c1-300)"
   fi
 
-  # 7b. the device StarNet tower against the CPU model (forward, every gradient, running stats)
-  SN="$ROOT/$B/tests/test_cuda_starnet"
-  if [ -x "$SN" ]; then
-    echo "== device StarNet tower = CPU StarNet"
-    t=$(now)
-    timeout 120 "$SN" > "$OUTDIR/cuda_starnet.log" 2>&1; rc=$?
-    secs=$(python3 -c "print(round($(now) - $t, 1))")
-    tail -3 "$OUTDIR/cuda_starnet.log"
-    summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$OUTDIR/cuda_starnet.log" | tail -1)
-    if [ $rc -eq 0 ]; then record "CUDA StarNet tower = CPU (fp32, bf16)" PASS "$summary in ${secs} s"
-    else record "CUDA StarNet tower = CPU (fp32, bf16)" FAIL "rc=$rc $summary; $(grep -m3 'FAIL' "$OUTDIR/cuda_starnet.log" | tr '\n' ' ' | cut -c1-300)"; fi
-  else
-    record "CUDA StarNet tower = CPU (fp32, bf16)" FAIL "$B/tests/test_cuda_starnet missing: prepare on a machine with nvcc"
-  fi
-
-  # 7c. the device text towers (clip:tiny, bert:tiny) against the CPU towers (forward, every gradient)
-  TX="$ROOT/$B/tests/test_cuda_text"
-  if [ -x "$TX" ]; then
-    echo "== device text towers = CPU text towers"
-    t=$(now)
-    timeout 120 "$TX" > "$OUTDIR/cuda_text.log" 2>&1; rc=$?
-    secs=$(python3 -c "print(round($(now) - $t, 1))")
-    tail -3 "$OUTDIR/cuda_text.log"
-    summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$OUTDIR/cuda_text.log" | tail -1)
-    if [ $rc -eq 0 ]; then record "CUDA text towers = CPU (clip, bert; fp32, bf16)" PASS "$summary in ${secs} s"
-    else record "CUDA text towers = CPU (clip, bert; fp32, bf16)" FAIL "rc=$rc $summary; $(grep -m3 'FAIL' "$OUTDIR/cuda_text.log" | tr '\n' ' ' | cut -c1-300)"; fi
-  else
-    record "CUDA text towers = CPU (clip, bert; fp32, bf16)" FAIL "$B/tests/test_cuda_text missing: prepare on a machine with nvcc"
-  fi
-
-  # 7d. one CLIP training step on the device (both towers, loss, clipping, AdamW, clamp) against
-  #     the CPU trainer's step: 3 steps, starnet_s050 x clip:tiny / bert:tiny, fp32 and bf16
-  CL="$ROOT/$B/tests/test_cuda_clip"
-  if [ -x "$CL" ]; then
-    echo "== device CLIP step = CPU trainer step"
-    t=$(now)
-    timeout 180 "$CL" > "$OUTDIR/cuda_clip.log" 2>&1; rc=$?
-    secs=$(python3 -c "print(round($(now) - $t, 1))")
-    tail -3 "$OUTDIR/cuda_clip.log"
-    summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$OUTDIR/cuda_clip.log" | tail -1)
-    if [ $rc -eq 0 ]; then record "CUDA CLIP step = CPU (3 steps; fp32, bf16)" PASS "$summary in ${secs} s"
-    else record "CUDA CLIP step = CPU (3 steps; fp32, bf16)" FAIL "rc=$rc $summary; $(grep -m3 'FAIL' "$OUTDIR/cuda_clip.log" | tr '\n' ' ' | cut -c1-300)"; fi
-  else
-    record "CUDA CLIP step = CPU (3 steps; fp32, bf16)" FAIL "$B/tests/test_cuda_clip missing: prepare on a machine with nvcc"
-  fi
+  # 7b-7d. the device towers and training step against the CPU model, in order (each builds on
+  #        the previous): StarNet (forward, every gradient, running stats); the text towers
+  #        (clip:tiny, bert:tiny); 3 CLIP training steps (both towers, loss, clipping, AdamW, clamp)
+  device_test test_cuda_starnet 120 "CUDA StarNet tower = CPU (fp32, bf16)"
+  device_test test_cuda_text 120 "CUDA text towers = CPU (clip, bert; fp32, bf16)"
+  device_test test_cuda_clip 180 "CUDA CLIP step = CPU (3 steps; fp32, bf16)"
 
   # 8. the same under compute-sanitizer memcheck (out-of-bounds and misaligned accesses, API errors)
   if command -v compute-sanitizer >/dev/null; then
