@@ -1,7 +1,6 @@
 #include "data/loader.h"
 
 #include <inttypes.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,7 +134,6 @@ typedef struct {
     wds_sample *buf;            /* shuffle buffer */
     int nbuf;
     cg_rng rng;
-    int64_t shards_failed;
 } shard_stream;
 
 static void shard_stream_epoch(shard_stream *st, int64_t epoch) {
@@ -171,7 +169,7 @@ static void shard_stream_free(shard_stream *st) {
 }
 
 /* Read one sample from the shards of this epoch into *s: 1, or 0 when the epoch's shards are
- * exhausted. A shard that fails is warned, counted and left. */
+ * exhausted. A shard that fails is warned about and left (its samples are unknown, so not counted). */
 static int shard_stream_read(shard_stream *st, wds_sample *s) {
     for (;;) {
         if (!st->r) {
@@ -179,7 +177,6 @@ static int shard_stream_read(shard_stream *st, wds_sample *s) {
             st->shard_name = st->src->shards[st->order[st->next_shard++]];
             if (wds_open(st->shard_name, &st->r)) {
                 cg_log_warn("skipping shard: %s", cg_error_message());
-                st->shards_failed++;
                 st->r = NULL;
                 continue;
             }
@@ -189,7 +186,6 @@ static int shard_stream_read(shard_stream *st, wds_sample *s) {
         if (rc == 1) return 1;
         if (rc != 0) {
             cg_log_warn("shard left early: %s", cg_error_message());
-            st->shards_failed++;
         }
         wds_close(st->r);
         st->r = NULL;
@@ -251,8 +247,8 @@ struct loader {
     int stop, reader_failed;
     char reader_error[512];
     int64_t skipped, consecutive_skips;
-    char **batch_captions;
-    int nbatch_captions;
+    char **batch_captions;       /* the captions handed out by the last loader_next */
+    int nbatch_captions, cap_batch_captions;
     int64_t *perm, perm_epoch;   /* reader: permutation of the current epoch */
     shard_stream st;
 };
@@ -528,8 +524,9 @@ void loader_close(loader *l) {
 int loader_next(loader *l, int B, float *images, const char **captions, int *labels) {
     size_t plane = (size_t)3 * l->o.image_size * l->o.image_size;
     for (int i = 0; i < l->nbatch_captions; i++) free(l->batch_captions[i]);
-    if (l->nbatch_captions < B) {
+    if (l->cap_batch_captions < B) {
         l->batch_captions = cg_xrealloc(l->batch_captions, (size_t)B * sizeof *l->batch_captions);
+        l->cap_batch_captions = B;
     }
     l->nbatch_captions = 0;
     pthread_mutex_lock(&l->mu);
