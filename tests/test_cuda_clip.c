@@ -16,7 +16,9 @@
  *          of its max), step counts equal;
  *   bf16   the same 3 device steps in bf16: losses within 1e-2 relative, parameters finite.
  * A frozen text tower (the trainer's --freeze-text) is checked once in fp32: its parameters
- * leave the device unchanged, and the image side still matches the CPU.
+ * leave the device unchanged, and the image side still matches the CPU. DropPath (rate 0.3 over
+ * the blocks, as --drop-path) runs once more on both sides: the device draws the CPU's masks from
+ * a copy of its generator, so the same bounds hold and the generators end in the same state.
  *
  * NOT calibrated on a device (written on a machine without one). NaN never passes.
  * No device: prints "no CUDA device: skipped" and exits 77 (ctest: skipped).
@@ -106,9 +108,9 @@ static void make_ids(const cg_text_config *c, cg_rng *rng, int32_t *ids, int T) 
     }
 }
 
-static int make_model(clip_model *m, const char *text, int freeze) {
+static int make_model(clip_model *m, const char *text, int freeze, float drop) {
     clip_model_options o = {.image_encoder = "starnet_s050", .text_encoder = text, .embed_dim = EMBED,
-                            .drop_path = 0.0f, .seed = SEED, .vocab_size = 0, .pad_id = -1, .eos_id = -1,
+                            .drop_path = drop, .seed = SEED, .vocab_size = 0, .pad_id = -1, .eos_id = -1,
                             .freeze_text = freeze};
     int rc = clip_model_create(m, &o);
     if (rc) fprintf(stderr, "  clip_model_create %s: %s\n", text, cg_error_message());
@@ -148,10 +150,11 @@ static float cpu_step(clip_model *m, opt3 *o, int freeze, const float *images, c
     return gnorm;
 }
 
-static void run(const char *text, int freeze) {
-    fprintf(stderr, "== starnet_s050 x %s%s\n", text, freeze ? " (text frozen)" : "");
+/* drop: the DropPath rate of both sides (the device draws the CPU's masks from the same generator) */
+static void run(const char *text, int freeze, float drop) {
+    fprintf(stderr, "== starnet_s050 x %s%s, DropPath %g\n", text, freeze ? " (text frozen)" : "", (double)drop);
     clip_model cpu, probe;
-    if (make_model(&cpu, text, freeze)) { CHECK(0); return; }
+    if (make_model(&cpu, text, freeze, drop)) { CHECK(0); return; }
     int T = cpu.text.cfg.context;
     int64_t nimg = (int64_t)B * 3 * S * S;
     int64_t nids = (int64_t)B * T;
@@ -166,7 +169,7 @@ static void run(const char *text, int freeze) {
 
     /* probe: the first step's gradient norm, to set a max_norm that clips */
     float max_norm = 1.0f;
-    if (!make_model(&probe, text, freeze)) {
+    if (!make_model(&probe, text, freeze, drop)) {
         opt3 po;
         opt_init(&po, &probe);
         float l, a;
@@ -190,7 +193,7 @@ static void run(const char *text, int freeze) {
     for (int pi = 0; pi < (freeze ? 1 : 2); pi++) {
         cg_precision p = (cg_precision)pi;
         clip_model dm;
-        if (make_model(&dm, text, freeze)) { CHECK(0); break; }
+        if (make_model(&dm, text, freeze, drop)) { CHECK(0); break; }
         opt3 dopt;
         opt_init(&dopt, &dm);
         float *text_before = malloc((size_t)dm.text.params.n_params * sizeof(float));
@@ -219,6 +222,8 @@ static void run(const char *text, int freeze) {
                 }
             }
             OK(cg_cuda_clip_download(&m, &dm, &dopt.oi, freeze ? NULL : &dopt.ot, &dopt.os, 0));
+            /* the same DropPath draws, so the generator is where the CPU's is (saved as drop_path_rng) */
+            CHECK(dm.image.rng.state == cpu.image.rng.state);
             if (p == CG_PREC_FP32) {
                 compare_set("visual", &dm.image.params, &cpu.image.params, &dopt.oi, &co.oi, 1e-3);
                 if (freeze)
@@ -246,9 +251,10 @@ static void run(const char *text, int freeze) {
     free(ids);
 }
 
-static void test_clip_tiny(void) { run("clip:tiny", 0); }
-static void test_bert_tiny(void) { run("bert:tiny", 0); }
-static void test_clip_tiny_frozen(void) { run("clip:tiny", 1); }
+static void test_clip_tiny(void) { run("clip:tiny", 0, 0.0f); }
+static void test_bert_tiny(void) { run("bert:tiny", 0, 0.0f); }
+static void test_clip_tiny_frozen(void) { run("clip:tiny", 1, 0.0f); }
+static void test_clip_tiny_drop_path(void) { run("clip:tiny", 0, 0.3f); }
 
 int main(void) {
     cg_cuda_device_info info;
@@ -258,7 +264,7 @@ int main(void) {
     const char *names[] = {"clip:tiny", "bert:tiny"};
     for (int k = 0; k < 2; k++) {
         clip_model probe;
-        if (make_model(&probe, names[k], 0)) return 1;
+        if (make_model(&probe, names[k], 0, 0.0f)) return 1;
         for (int p = 0; p < 2; p++) {
             size_t s = cg_cuda_clip_scratch_bytes(&probe, (cg_precision)p, B, S, probe.text.cfg.context);
             if (s > scratch) scratch = s;
@@ -272,6 +278,7 @@ int main(void) {
     TEST_RUN(test_clip_tiny);
     TEST_RUN(test_bert_tiny);
     TEST_RUN(test_clip_tiny_frozen);
+    TEST_RUN(test_clip_tiny_drop_path);
     fprintf(stderr, "worst relative error: fp32 %.3g, bf16 %.3g\n", worst[0], worst[1]);
     if (cg_cuda_sync(ctx)) {
         fprintf(stderr, "FAIL: asynchronous CUDA error: %s\n", cg_error_message());

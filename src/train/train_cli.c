@@ -59,8 +59,8 @@ static const char train_usage[] =
 "  --resume                 continue the run in --out from checkpoints/latest\n"
 "other:\n"
 "  --seed N                 (default 0)   --threads N   (default: all cores)\n"
-"  --device cpu|cuda        cpu (this build has no CUDA backend yet; cuda falls back to cpu)\n"
-"  --precision fp32         (only fp32 on the CPU)\n";
+"  --device cpu|cuda        where steps run (default cpu; cuda loads libclipgrid-cuda.so, see docs/cuda.md)\n"
+"  --precision fp32|bf16    default bf16 on cuda (fp32 master weights), fp32 on cpu (the CPU is fp32 only)\n";
 
 static int num(const char *flag, const char *v, double lo, double hi, double *out) {
     char *end;
@@ -139,7 +139,8 @@ int cmd_train(int argc, char **argv) {
         case T_ACCUM: if (!(rc = num("--accum-steps", optarg, 1, 1e6, &v))) o.accum_steps = (int)v; break;
         case T_DROP: rc = num("--drop-path", optarg, 0, 0.99, &o.drop_path); break;
         case T_PREC:
-            if (strcmp(optarg, "fp32")) rc = cg_error_set(CG_ERR_USAGE, "--precision %s: the CPU trains in fp32 only", optarg);
+            if (strcmp(optarg, "fp32") && strcmp(optarg, "bf16")) rc = cg_error_set(CG_ERR_USAGE, "--precision %s: fp32 or bf16", optarg);
+            o.precision = optarg;
             break;
         case T_DTYPE: o.dataset_type = optarg; break;
         case T_IMGKEY: o.csv_img_key = optarg; break;

@@ -18,6 +18,7 @@
 #include "models/clip_model.h"
 #include "text/tokenizer.h"
 #include "train/adamw.h"
+#include "train/backend.h"
 #include "train/checkpoint.h"
 #include "train/eval.h"
 #include "train/metrics.h"
@@ -141,24 +142,25 @@ typedef struct {
     int n_images, n_retrieval;
 } eval_result;
 
-static int evaluate(clip_model *m, const fmnist_set *set, const captions *cap, int image_size, int samples,
+static int evaluate(train_backend *be, const fmnist_set *set, const captions *cap, int image_size, int samples,
                     int retrieval_samples, uint64_t seed, eval_result *r) {
-    int E = m->embed_dim, N = samples > 0 && samples < set->n ? samples : set->n;
+    int E = be->args.model->embed_dim, N = samples > 0 && samples < set->n ? samples : set->n;
     int R = retrieval_samples < N ? retrieval_samples : N;
     int chunk = 250;
     size_t plane = (size_t)3 * image_size * image_size;
     float *imgs = cg_xmalloc((size_t)chunk * plane * sizeof *imgs);
     float *iemb = cg_xmalloc((size_t)N * E * sizeof *iemb);
-    for (int s = 0; s < N; s += chunk) {
+    int rc = CG_OK;
+    for (int s = 0; s < N && !rc; s += chunk) {
         int b = N - s < chunk ? N - s : chunk;
         #pragma omp parallel for schedule(static)
         for (int i = 0; i < b; i++) fmnist_image(set, s + i, image_size, 0, 0, 0, imgs + (size_t)i * plane);
-        clip_model_encode_images(m, imgs, b, image_size, iemb + (size_t)s * E);
+        rc = train_backend_encode_images(be, imgs, b, iemb + (size_t)s * E);
     }
     /* classes: every template of every class, averaged per class */
     int rows = FMNIST_CLASSES * cap->nt;
     float *temb = cg_xmalloc((size_t)rows * E * sizeof *temb), *cls = cg_xmalloc((size_t)FMNIST_CLASSES * E * sizeof *cls);
-    int rc = clip_model_encode_texts(m, cap->ids, rows, cap->T, temb);
+    if (!rc) rc = train_backend_encode_texts(be, cap->ids, rows, temb);
     if (!rc) {
         for (int k = 0; k < FMNIST_CLASSES; k++)
             eval_class_embedding(temb + (size_t)k * cap->nt * E, cap->nt, E, cls + (size_t)k * E);
@@ -174,7 +176,7 @@ static int evaluate(clip_model *m, const fmnist_set *set, const captions *cap, i
             memcpy(ids + (size_t)i * cap->T, caption_row(cap, set->labels[i], fmnist_template_of(cap->lang, seed, -1, i)),
                    (size_t)cap->T * sizeof *ids);
         float *remb = cg_xmalloc((size_t)R * E * sizeof *remb);
-        rc = clip_model_encode_texts(m, ids, R, cap->T, remb);
+        rc = train_backend_encode_texts(be, ids, R, remb);
         if (!rc) eval_retrieval_metrics(iemb, remb, R, E, &r->retr);
         free(ids);
         free(remb);
@@ -188,12 +190,12 @@ static int evaluate(clip_model *m, const fmnist_set *set, const captions *cap, i
 
 /* Retrieval on a manifest or shards: the first `samples` usable pairs in file order (centre
  * crop, no augmentation), each image against its own caption. */
-static int evaluate_files(clip_model *m, const text_tokenizer *tok, int T, const loader_opts *lo, int samples,
+static int evaluate_files(train_backend *be, const text_tokenizer *tok, int T, const loader_opts *lo, int samples,
                           eval_result *r) {
     loader *l;
     int rc = loader_open(lo, 0, &l);
     if (rc) return rc;
-    int E = m->embed_dim, S = lo->image_size, chunk = 64;
+    int E = be->args.model->embed_dim, S = lo->image_size, chunk = 64;
     int64_t limit = loader_epoch_size(l);
     int cap = samples > 0 && samples < limit ? samples : (int)(limit < 100000 ? limit : 100000);
     size_t plane = (size_t)3 * S * S;
@@ -207,8 +209,8 @@ static int evaluate_files(clip_model *m, const text_tokenizer *tok, int T, const
         if ((rc = loader_next(l, 1, imgs + (size_t)b * plane, caps, NULL))) break;
         text_tokenizer_encode_ex(tok, caps[0], strlen(caps[0]), ids + (size_t)b * T, T, NULL);
         if (++b == chunk || n + b == cap || loader_position(l) >= limit) {
-            clip_model_encode_images(m, imgs, b, S, iemb + (size_t)n * E);
-            rc = clip_model_encode_texts(m, ids, b, T, temb + (size_t)n * E);
+            rc = train_backend_encode_images(be, imgs, b, iemb + (size_t)n * E);
+            if (!rc) rc = train_backend_encode_texts(be, ids, b, temb + (size_t)n * E);
             n += b;
             b = 0;
         }
@@ -339,11 +341,11 @@ static void run_model_free(run_model *rm) {
 
 /* Evaluate on the run's eval set: Fashion-MNIST (zero-shot + retrieval) or a manifest / shards
  * (retrieval). */
-static int evaluate_on(clip_model *m, const run_model *rm, const fmnist_set *fm, const loader_opts *lo, int image_size,
-                       int samples, int retrieval_samples, uint64_t seed, eval_result *r) {
+static int evaluate_on(train_backend *be, const run_model *rm, const fmnist_set *fm, const loader_opts *lo,
+                       int image_size, int samples, int retrieval_samples, uint64_t seed, eval_result *r) {
     memset(r, 0, sizeof *r);
-    if (fm && fm->n > 0) return evaluate(m, fm, &rm->cap, image_size, samples, retrieval_samples, seed, r);
-    return evaluate_files(m, rm->tok, rm->T, lo, retrieval_samples, r);
+    if (fm && fm->n > 0) return evaluate(be, fm, &rm->cap, image_size, samples, retrieval_samples, seed, r);
+    return evaluate_files(be, rm->tok, rm->T, lo, retrieval_samples, r);
 }
 
 static void eval_print(const char *prefix, const eval_result *r, const char *spec) {
@@ -376,7 +378,8 @@ static cJSON *options_json(const train_options *o, const run_model *rm, int64_t 
     cJSON_AddNumberToObject(c, "workers", o->workers);
     cJSON_AddNumberToObject(c, "shuffle_buffer", o->shuffle_buffer);
     cJSON_AddBoolToObject(c, "hflip", o->hflip);
-    cJSON_AddStringToObject(c, "device", "cpu");
+    cJSON_AddStringToObject(c, "device", o->device ? o->device : "cpu");
+    cJSON_AddStringToObject(c, "precision", o->precision);
     if (o->text_pretrained) cJSON_AddStringToObject(c, "text_pretrained", o->text_pretrained);
     if (o->image_pretrained) cJSON_AddStringToObject(c, "image_pretrained", o->image_pretrained);
     cJSON_AddStringToObject(c, "vocab", text_tokenizer_vocab_path(rm->tok));
@@ -431,7 +434,12 @@ static int write_json_file(const char *dir, const char *name, cJSON *obj) {
     return rc;
 }
 
-int train_run(const train_options *o) {
+int train_run(const train_options *opts) {
+    train_options resolved = *opts;        /* with the device and precision defaults filled in */
+    const train_options *o = &resolved;
+    if (!resolved.device) resolved.device = "cpu";
+    int on_cuda = !strcmp(resolved.device, "cuda");
+    if (!resolved.precision) resolved.precision = on_cuda ? "bf16" : "fp32";
     const char *eval_spec = eval_spec_of(o);
     int rc = check_data_spec("--data", o->data, o->dataset_type);
     if (!rc && eval_spec) rc = check_data_spec("--eval-data", eval_spec, NULL);
@@ -443,9 +451,18 @@ int train_run(const train_options *o) {
     if (!rc && o->batch_size < 2) rc = cg_error_set(CG_ERR_USAGE, "--batch-size %d: a contrastive batch needs at least 2", o->batch_size);
     if (!rc && (o->image_size < 16 || o->image_size > 1024))
         rc = cg_error_set(CG_ERR_USAGE, "--image-size %d: choose 16..1024 (StarNet downsamples by 32)", o->image_size);
+    train_precision precision = TRAIN_PREC_FP32;
+    if (!rc) rc = train_precision_parse(o->precision, &precision);
+    if (!rc && !on_cuda && precision != TRAIN_PREC_FP32)
+        rc = cg_error_set(CG_ERR_USAGE, "--precision %s: the CPU trains in fp32 only (bf16 is for --device cuda)",
+                          o->precision);
     if (rc) { cg_log_error("%s", cg_error_message()); return 2; }
-    if (o->device && strcmp(o->device, "cpu") != 0)
-        cg_log_warn("--device %s: this build has no %s backend yet; training on the CPU", o->device, o->device);
+    /* the device before anything is written: no device, no run directory */
+    char device_desc[256] = "cpu";
+    if ((rc = train_backend_probe(o->device, 0, device_desc, sizeof device_desc))) {
+        cg_log_error("%s", cg_error_message());
+        return 3;
+    }
     if (o->threads > 0) omp_set_num_threads(o->threads);
 
     if ((rc = cg_mkdir_p(o->out))) { cg_log_error("%s", cg_error_message()); return 4; }
@@ -490,6 +507,8 @@ int train_run(const train_options *o) {
     int64_t start_step = 0, data_position = 0, skipped_before = 0;
     int exit_code = 0;
     loader *data = NULL;
+    train_backend be;
+    memset(&be, 0, sizeof be);
     if (have_ckpt) {
         cJSON *state = NULL;
         if ((rc = ckpt_load(o->out, latest, groups, 3, &state))) {
@@ -506,6 +525,15 @@ int train_run(const train_options *o) {
         data_position = cJSON_IsNumber(pos) ? (int64_t)pos->valuedouble : start_step * B;
         skipped_before = cJSON_IsNumber(sk) ? (int64_t)sk->valuedouble : 0;
         cJSON_Delete(state);
+    }
+    adamw_config acfg = {(float)o->beta1, (float)o->beta2, (float)o->eps, (float)o->wd};
+    train_backend_args bargs = {.model = m, .opt_img = &opt_img, .opt_txt = o->freeze_text ? NULL : &opt_txt,
+                                .opt_scale = &opt_scale, .acfg = acfg, .grad_clip = (float)o->grad_clip, .batch = B,
+                                .image_size = S, .context = T, .accum_steps = o->accum_steps, .precision = precision};
+    if ((rc = train_backend_open(o->device, &bargs, &be))) {
+        cg_log_error("%s", cg_error_message());
+        exit_code = rc == CG_ERR_DEVICE ? 3 : rc == CG_ERR_USAGE ? 2 : 1;
+        goto done;
     }
     if ((rc = loader_open(&train_lo, data_position, &data))) {
         cg_log_error("%s", cg_error_message());
@@ -534,17 +562,16 @@ int train_run(const train_options *o) {
 
     metrics_log ml;
     if ((rc = metrics_open(&ml, o->out))) { cg_log_error("%s", cg_error_message()); exit_code = 4; goto done; }
-    adamw_config acfg = {(float)o->beta1, (float)o->beta2, (float)o->eps, (float)o->wd};
     size_t plane = (size_t)3 * S * S;
     float *images = cg_xmalloc((size_t)B * plane * sizeof *images);
     int32_t *ids = cg_xmalloc((size_t)B * T * sizeof *ids);
     const char **caps = cg_xmalloc((size_t)B * sizeof *caps);
     double t_start = now_s(), t_train = 0, t_data = 0, last_progress = 0, loss_sum = 0;
     int loss_count = 0, tty = isatty(1);
-    float loss = 0;
-    printf("training %s x %s: %" PRId64 " steps of %d images (%dx%d), %d threads, %d data workers, %s (%" PRId64
-           " samples an epoch), out %s\n", o->image_encoder, o->text_encoder, total, B, S, S, omp_get_max_threads(),
-           train_lo.workers, o->data, loader_epoch_size(data), o->out);
+    float loss = 0, logit_scale = m->scale.params[0];
+    printf("training %s x %s on %s (%s): %" PRId64 " steps of %d images (%dx%d), %d threads, %d data workers, %s (%" PRId64
+           " samples an epoch), out %s\n", o->image_encoder, o->text_encoder, device_desc, o->precision, total, B, S, S,
+           omp_get_max_threads(), train_lo.workers, o->data, loader_epoch_size(data), o->out);
     fflush(stdout);
     for (int64_t step = start_step; step < total; step++) {
         double t0 = now_s();
@@ -555,12 +582,14 @@ int train_run(const train_options *o) {
         }
         text_tokenizer_encode_batch(rm.tok, caps, (size_t)B, ids, T, NULL);
         t_data += now_s() - t0;
-        float acc = 0;
-        if ((rc = clip_model_step_accum(m, images, B, S, ids, T, o->accum_steps, &loss, &acc))) {
+        float lr = (float)lr_at_step(LR_COSINE, o->lr, warmup, total, step);
+        train_step_result sr;
+        if ((rc = train_backend_step(&be, images, ids, lr, &sr))) {
             cg_log_error("step %" PRId64 ": %s", step + 1, cg_error_message());
             exit_code = 1;
             break;
         }
+        loss = sr.loss;
         if (!isfinite(loss)) {
             int64_t good = -1;
             ckpt_latest(o->out, &good);
@@ -570,16 +599,8 @@ int train_run(const train_options *o) {
             exit_code = 1;
             break;
         }
-        cg_params *sets[3] = {&m->image.params, &m->text.params, &m->scale};
-        const unsigned char *frozen[3] = {opt_img.frozen, o->freeze_text ? NULL : opt_txt.frozen, opt_scale.frozen};
-        int nsets = o->freeze_text ? 2 : 3;
-        if (o->freeze_text) { sets[1] = &m->scale; frozen[1] = opt_scale.frozen; }
-        float gnorm = clip_grad_norm(sets, frozen, nsets, (float)o->grad_clip);
-        float lr = (float)lr_at_step(LR_COSINE, o->lr, warmup, total, step);
-        adamw_step(&opt_img, &m->image.params, &acfg, lr);
-        if (!o->freeze_text) adamw_step(&opt_txt, &m->text.params, &acfg, lr);
-        adamw_step(&opt_scale, &m->scale, &acfg, lr);
-        clip_model_clamp_scale(m);
+        float acc = sr.acc_i2t, gnorm = sr.grad_norm;
+        logit_scale = sr.logit_scale;
         t_train += now_s() - t0;
         loss_sum += loss;
         loss_count++;
@@ -588,13 +609,13 @@ int train_run(const train_options *o) {
         if (done % o->log_every == 0 || done == total) {
             const char *tags[7] = {"train/loss", "train/lr", "train/scale", "train/grad_norm", "train/samples_per_second",
                                    "data/skipped", "data/wait_fraction"};
-            double vals[7] = {loss, lr, exp(m->scale.params[0]), gnorm, ips, (double)(skipped_before + loader_skipped(data)),
+            double vals[7] = {loss, lr, exp(logit_scale), gnorm, ips, (double)(skipped_before + loader_skipped(data)),
                               t_data / (t_train > 0 ? t_train : 1e-9)};
             metrics_write(&ml, done, tags, vals, 7);
             double eta = (double)(total - done) * B / (ips > 0 ? ips : 1);
             printf(tty ? "\rstep %" PRId64 "/%" PRId64 "  loss %.4f  acc %.2f  lr %.2e  scale %.1f  %.0f img/s  ETA %.0f s   "
                        : "step %" PRId64 "/%" PRId64 "  loss %.4f  acc %.2f  lr %.2e  scale %.1f  %.0f img/s  ETA %.0f s\n",
-                   done, total, loss, acc, lr, exp(m->scale.params[0]), ips, eta);
+                   done, total, loss, acc, lr, exp(logit_scale), ips, eta);
             fflush(stdout);
         }
         if (now_s() - last_progress > 2 || done == total) {
@@ -603,7 +624,7 @@ int train_run(const train_options *o) {
         }
         if (eval_spec && o->eval_every > 0 && done % o->eval_every == 0 && done != total) {
             eval_result er;
-            if (evaluate_on(m, &rm, &eval_set, &eval_lo, S, o->eval_samples, o->retrieval_samples, o->seed, &er) == CG_OK) {
+            if (evaluate_on(&be, &rm, &eval_set, &eval_lo, S, o->eval_samples, o->retrieval_samples, o->seed, &er) == CG_OK) {
                 const char *tags[16];
                 double vals[16];
                 int n;
@@ -617,6 +638,11 @@ int train_run(const train_options *o) {
             }
         }
         if ((o->save_every > 0 && done % o->save_every == 0) || done == total) {
+            if ((rc = train_backend_to_host(&be))) {
+                cg_log_error("step %" PRId64 ": copying the model back from %s: %s", done, device_desc, cg_error_message());
+                exit_code = 1;
+                break;
+            }
             cJSON *state = cJSON_CreateObject();
             char rng[32];
             snprintf(rng, sizeof rng, "%016" PRIx64, m->image.rng.state);
@@ -639,7 +665,7 @@ int train_run(const train_options *o) {
         double vals[16];
         int n = 0;
         if (eval_spec) {
-            rc = evaluate_on(m, &rm, &eval_set, &eval_lo, S, o->eval_samples, o->retrieval_samples, o->seed, &er);
+            rc = evaluate_on(&be, &rm, &eval_set, &eval_lo, S, o->eval_samples, o->retrieval_samples, o->seed, &er);
             if (rc) { cg_log_error("%s", cg_error_message()); exit_code = 1; }
             eval_to_metrics(&er, tags, vals, &n);
             metrics_write(&ml, total, tags, vals, n);
@@ -663,6 +689,14 @@ int train_run(const train_options *o) {
         cJSON_AddNumberToObject(res, "images_per_s", (double)(total - start_step) * B / (t_train > 0 ? t_train : 1e-9));
         cJSON_AddNumberToObject(res, "wall_time_s", now_s() - t_start);
         cJSON_AddNumberToObject(res, "logit_scale", m->scale.params[0]);
+        train_backend_info bi;
+        train_backend_info_get(&be, &bi);
+        cJSON_AddStringToObject(res, "device", bi.device);
+        cJSON_AddStringToObject(res, "precision", o->precision);
+        if (on_cuda) {
+            cJSON_AddNumberToObject(res, "peak_gpu_memory_bytes", (double)bi.allocated_bytes);
+            cJSON_AddNumberToObject(res, "gpu_memory_used_bytes", (double)bi.device_used_bytes);
+        }
         for (int i = er.zeroshot ? 2 : 0; i < n; i++) cJSON_AddNumberToObject(res, tags[i] + 4, vals[i]);  /* drop "val/" */
         write_json_file(o->out, "result.json", res);
         printf("done: mean loss %.4f; %.0f images/s; %" PRId64 " samples skipped\n", loss_count ? loss_sum / loss_count : loss,
@@ -675,6 +709,7 @@ int train_run(const train_options *o) {
 done:
     free(config_path);
     cJSON_Delete(config);
+    train_backend_close(&be);
     adamw_free(&opt_img); adamw_free(&opt_txt); adamw_free(&opt_scale);
     run_model_free(&rm);
     loader_close(data);
@@ -733,8 +768,12 @@ int eval_run(const char *run_dir, const char *data, int64_t step, int eval_sampl
     loader_opts lo;
     if (!rc) {
         loader_opts_for(&o, data, 0, rm.cap.lang, &lo);
-        rc = evaluate_on(&rm.model, &rm, &set, &lo, (int)NUM("image_size"), eval_samples, retrieval_samples,
-                         (uint64_t)NUM("seed"), &er);
+        train_backend be;
+        train_backend_args ba = {.model = &rm.model, .image_size = (int)NUM("image_size"), .context = rm.T};
+        rc = train_backend_open("cpu", &ba, &be);
+        if (!rc) rc = evaluate_on(&be, &rm, &set, &lo, (int)NUM("image_size"), eval_samples, retrieval_samples,
+                                  (uint64_t)NUM("seed"), &er);
+        train_backend_close(&be);
     }
     if (rc) {
         cg_log_error("%s", cg_error_message());

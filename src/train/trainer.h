@@ -23,7 +23,8 @@ typedef struct {
     const char *image_tsv, *eval_image_tsv;   /* Chinese-CLIP image TSVs */
     int workers, shuffle_buffer, hflip;
     const char *out;
-    const char *device;               /* "cpu" (the CUDA backend is not built yet) */
+    const char *device;               /* "cpu" or "cuda" (train/backend.h) */
+    const char *precision;            /* "fp32", "bf16", or NULL: bf16 on cuda, fp32 on cpu */
     const char *text_pretrained, *image_pretrained, *vocab;
     int freeze_text;
     int64_t steps;                    /* 0: from epochs */

@@ -151,6 +151,7 @@ extern "C" int cg_cuda_clip_step(cg_cuda_clip *m, const float *images, const int
     float nrm[2];
     CG_TRY(cg_cuda_d2h(ctx, nrm, m->norm, sizeof nrm));
     m->last_grad_norm = nrm[0];
+    CG_TRY(cg_cuda_d2h(ctx, &m->last_scale, m->scale, sizeof(float)));
     if (loss) *loss = m->last_loss;
     if (acc_i2t) *acc_i2t = m->last_acc_i2t;
     return CG_OK;
@@ -160,6 +161,7 @@ extern "C" int cg_cuda_clip_download(cg_cuda_clip *m, clip_model *cpu, adamw_sta
                                      adamw_state *opt_scale, int grads) {
     cg_cuda_ctx *ctx = m->ctx;
     CG_TRY(cg_cuda_starnet_download(&m->image, &cpu->image.params, grads));
+    cpu->image.rng = cg_cuda_starnet_rng(&m->image);
     CG_TRY(cg_cuda_text_download(&m->text, &cpu->text.params, grads));
     CG_TRY(cg_cuda_d2h(ctx, cpu->scale.params, m->scale, sizeof(float)));
     if (grads) CG_TRY(cg_cuda_d2h(ctx, cpu->scale.grads, m->scale_grad, sizeof(float)));

@@ -61,7 +61,7 @@ typedef struct {
     adamw_config acfg;
     float grad_clip;
     /* results of the last step (host) */
-    float last_loss, last_acc_i2t, last_acc_t2i, last_grad_norm;
+    float last_loss, last_acc_i2t, last_acc_t2i, last_grad_norm, last_scale;   /* scale: after the update */
 } cg_cuda_clip;
 
 /* Context scratch this model needs (the larger of the towers' and the clipping's). */
@@ -84,9 +84,10 @@ void cg_cuda_clip_free(cg_cuda_clip *m);
  * (before any device work). */
 int cg_cuda_clip_step(cg_cuda_clip *m, const float *images, const int32_t *ids, float lr, float *loss, float *acc_i2t);
 
-/* Device -> CPU: parameters, BN buffers and counters of both towers, logit_scale (and with
- * grads != 0 every gradient), and the AdamW moments and steps into opt_img, opt_txt (skipped
- * when NULL or the text tower is frozen), opt_scale. */
+/* Device -> CPU: parameters, BN buffers and counters of both towers, the DropPath generator,
+ * logit_scale (and with grads != 0 every gradient), and the AdamW moments and steps into
+ * opt_img, opt_txt (skipped when NULL or the text tower is frozen), opt_scale (either may be
+ * NULL). */
 int cg_cuda_clip_download(cg_cuda_clip *m, clip_model *cpu, adamw_state *opt_img, adamw_state *opt_txt,
                           adamw_state *opt_scale, int grads);
 

@@ -14,6 +14,7 @@
 extern "C" {
 #include "core/log.h"
 #include "core/tensor.h"
+#include "nn/residual.h"
 }
 
 #define SN_TRY(expr) do { int sn_rc_ = (expr); if (sn_rc_) return sn_rc_; } while (0)
@@ -95,6 +96,7 @@ static void layout(cg_cuda_starnet *m, layout_ctx *L) {
     m->gs_r2 = take(L, (size_t)(2 * maxr) * xs);
     m->d_pooled = take(L, (size_t)(N * Cl) * xs);
     m->d_emb = take(L, (size_t)(N * m->embed_dim) * xs);
+    m->drop_scale = (float *)take(L, (size_t)(m->n_blocks ? m->n_blocks : 1) * N * sizeof(float));
 }
 
 /* Copy the CPU model's structure (indices, offsets) into m; no device work. */
@@ -121,6 +123,9 @@ static void copy_structure(cg_cuda_starnet *m, const cg_starnet *cpu, cg_precisi
     m->N = N;
     m->H = H;
     m->W = W;
+    m->rng = cpu->rng;
+    for (int k = 0; k < m->n_blocks; k++)
+        if (m->blocks[k].drop_prob > 0.0f) m->any_drop = 1;
 }
 
 static void free_host(cg_cuda_starnet *m) {
@@ -128,9 +133,11 @@ static void free_host(cg_cuda_starnet *m) {
     free(m->bacts);
     cg_cuda_params_free(&m->w);
     free(m->host_x);
+    free(m->host_drop_scale);
     m->blocks = NULL;
     m->bacts = NULL;
     m->host_x = NULL;
+    m->host_drop_scale = NULL;
 }
 
 extern "C" size_t cg_cuda_starnet_arena_bytes(const cg_starnet *cpu, cg_precision p, int N, int H, int W) {
@@ -195,6 +202,7 @@ extern "C" int cg_cuda_starnet_create(cg_cuda_starnet *m, cg_cuda_ctx *ctx, cons
         return cg_error_set(CG_ERR_NOMEM, "cg_cuda_starnet_create: arena of %zu bytes too small (planning bug)", bytes);
     }
     m->host_x = (float *)cg_xmalloc((size_t)3 * N * H * W * sizeof(float));
+    m->host_drop_scale = (float *)cg_xmalloc((size_t)(m->n_blocks ? m->n_blocks : 1) * N * sizeof(float));
     rc = cg_cuda_memset0(ctx, m->w.grads, (size_t)m->w.n_params * sizeof(float));
     if (!rc) rc = cg_cuda_starnet_upload(m, &cpu->params);
     if (rc) cg_cuda_starnet_free(m);
@@ -220,6 +228,9 @@ extern "C" int cg_cuda_starnet_download(cg_cuda_starnet *m, cg_params *dst, int 
 
 extern "C" int cg_cuda_starnet_zero_grad(cg_cuda_starnet *m) { return cg_cuda_params_zero_grad(m->ctx, &m->w); }
 
+extern "C" cg_rng cg_cuda_starnet_rng(const cg_cuda_starnet *m) { return m->rng; }
+extern "C" void cg_cuda_starnet_set_rng(cg_cuda_starnet *m, cg_rng rng) { m->rng = rng; }
+
 /* ---------------------------------------------------------------- pointers into the flat arrays */
 
 /* X view of a parameter's value (what the forward reads) */
@@ -236,6 +247,25 @@ static int zero_x(cg_cuda_starnet *m, void *d, int64_t n) {
 }
 
 /* ---------------------------------------------------------------- forward */
+
+/* Block k drops paths in this pass: train mode and a rate > 0 (its scales are in drop_scale). */
+static int block_drops(const cg_cuda_starnet *m, int k) { return m->train && m->blocks[k].drop_prob > 0.0f; }
+static const float *block_scale(const cg_cuda_starnet *m, int k) {
+    return block_drops(m, k) ? m->drop_scale + (size_t)k * m->N : NULL;
+}
+
+/* Train mode: every dropping block's per-sample scales, drawn in block order from m->rng (the
+ * order cg_starnet_forward draws them in), then one upload. */
+static int draw_drop_scales(cg_cuda_starnet *m) {
+    if (!m->train || !m->any_drop) return CG_OK;
+    for (int k = 0; k < m->n_blocks; k++) {
+        float *s = m->host_drop_scale + (size_t)k * m->N;
+        if (block_drops(m, k)) cg_droppath_scales(&m->rng, s, m->N, m->blocks[k].drop_prob, 1);
+        else
+            for (int n = 0; n < m->N; n++) s[n] = 1.0f;
+    }
+    return cg_cuda_h2d(m->ctx, m->drop_scale, m->host_drop_scale, (size_t)m->n_blocks * m->N * sizeof(float));
+}
 
 static int bn_forward(cg_cuda_starnet *m, cg_sn_bn bn, void *y, const void *x, float *mean, float *rstd, int64_t C,
                       int64_t M) {
@@ -272,21 +302,14 @@ static int block_forward(cg_cuda_starnet *m, int k, const void *x, int h, int w)
     SN_TRY(cg_cuda_conv2d_forward(m->ctx, m->p, ba->gp, ba->z, PX(m, b->g.w), PX(m, b->g.b), R, N, h, w, C, 1, 1, 0));
     SN_TRY(bn_forward(m, b->g_bn, ba->gb, ba->gp, ba->mean2, ba->rstd2, C, M));
     SN_TRY(cg_cuda_dwconv2d_forward(m->ctx, m->p, ba->out, ba->gb, PX(m, b->dw2.w), PX(m, b->dw2.b), C, N, h, w, 7));
-    /* DropPath is refused in train mode (cg_cuda_starnet_forward), so every scale is 1 */
-    return cg_cuda_residual_forward(m->ctx, m->p, ba->out, x, ba->out, NULL, C, N, (int64_t)h * w);
+    return cg_cuda_residual_forward(m->ctx, m->p, ba->out, x, ba->out, block_scale(m, k), C, N, (int64_t)h * w);
 }
 
 extern "C" int cg_cuda_starnet_forward(cg_cuda_starnet *m, const float *images, int train) {
-    if (train)
-        for (int k = 0; k < m->n_blocks; k++)
-            if (m->blocks[k].drop_prob > 0.0f)
-                return cg_error_set(CG_ERR_STATE,
-                                    "cg_cuda_starnet_forward: DropPath (block %d, rate %g) is not implemented on the "
-                                    "device; build the model with drop_path_rate 0",
-                                    k, (double)m->blocks[k].drop_prob);
     int64_t N = m->N;
     m->train = train;
     m->have_forward = 0;
+    SN_TRY(draw_drop_scales(m));
     if (images) {
         cg_nchw_to_cnhw(images, m->host_x, N, 3, (int64_t)m->H * m->W);
         SN_TRY(cg_cuda_upload(m->ctx, m->p, m->x, m->host_x, 3 * N * m->H * m->W));
@@ -331,9 +354,15 @@ static int block_backward(cg_cuda_starnet *m, int k, void *dx, const void *dy, c
     cg_cuda_sn_block_acts *ba = &m->bacts[k];
     int64_t C = b->C, R = b->R, N = m->N, M = N * h * w, cm = C * M, rm = R * M;
     SN_TRY(cg_cuda_d2d(m->ctx, dx, dy, (size_t)cm * cg_prec_size(m->p)));   /* residual path */
+    const void *d2 = dy;   /* the branch's gradient: dy, or s[n] dy under DropPath */
+    if (block_drops(m, k)) {
+        SN_TRY(zero_x(m, m->gs_c1, cm));
+        SN_TRY(cg_cuda_residual_backward(m->ctx, m->p, NULL, m->gs_c1, dy, block_scale(m, k), C, N, (int64_t)h * w));
+        d2 = m->gs_c1;
+    }
     void *d_gb = m->gs_c2;
     SN_TRY(zero_x(m, d_gb, cm));
-    SN_TRY(cg_cuda_dwconv2d_backward(m->ctx, m->p, d_gb, GR(m, b->dw2.w), GR(m, b->dw2.b), dy, ba->gb, PX(m, b->dw2.w),
+    SN_TRY(cg_cuda_dwconv2d_backward(m->ctx, m->p, d_gb, GR(m, b->dw2.w), GR(m, b->dw2.b), d2, ba->gb, PX(m, b->dw2.w),
                                      C, N, h, w, 7));
     void *d_gp = m->gs_c3;
     SN_TRY(zero_x(m, d_gp, cm));

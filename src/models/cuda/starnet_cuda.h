@@ -18,8 +18,11 @@
  * cg_cuda_starnet_refresh_weights() or by cg_cuda_adamw_step writing m->wx); parameter gradients,
  * BN statistics and running stats are fp32.
  *
- * DropPath: not implemented on the device. A model whose blocks have drop_prob > 0 is refused by
- * cg_cuda_starnet_forward in train mode (CG_ERR_STATE); build the CPU model with rate 0.
+ * DropPath: as on the CPU. In train mode the forward draws every block's per-sample scales from
+ * m->rng (a copy of the CPU model's generator, taken at create/upload) in block order, exactly the
+ * draws cg_starnet_forward makes, uploads them in one copy and applies them in the residual add;
+ * the backward scales the branch gradient by them. cg_cuda_starnet_rng() gives the generator
+ * state back for checkpoints (the trainer's drop_path_rng).
  *
  *   cg_starnet cpu; cg_starnet_create(&cpu, cg_zoo_starnet("starnet_s050"), 512, 0.0f, seed);
  *   cg_cuda_starnet m;
@@ -42,6 +45,7 @@
 extern "C" {
 #endif
 
+#include "core/rng.h"
 #include "models/starnet.h"
 #include "nn/params.h"
 
@@ -78,6 +82,9 @@ typedef struct {
     float *norm_mean, *norm_rstd;
     void *g0, *g1, *gs_c2, *gs_c3, *gs_c1, *gs_r1, *gs_r2, *d_pooled, *d_emb;   /* gradient buffers, X */
     float *host_x;                       /* host staging [3 N H W] for the NCHW -> CNHW transpose */
+    cg_rng rng;                          /* DropPath draws (the CPU model's generator, continued) */
+    int any_drop;                        /* some block has drop_prob > 0 */
+    float *drop_scale, *host_drop_scale; /* [n_blocks, N] per-sample scales: device (arena), host */
 } cg_cuda_starnet;
 
 /* Bytes the arena needs / the context's scratch needs for this model and batch shape. */
@@ -97,6 +104,9 @@ int cg_cuda_starnet_download(cg_cuda_starnet *m, cg_params *dst, int grads);
 /* bf16 mode: wx <- bf16(params). No-op in fp32. */
 int cg_cuda_starnet_refresh_weights(cg_cuda_starnet *m);
 int cg_cuda_starnet_zero_grad(cg_cuda_starnet *m);
+/* The DropPath generator (device model's copy): read it back for checkpoints, or set it. */
+cg_rng cg_cuda_starnet_rng(const cg_cuda_starnet *m);
+void cg_cuda_starnet_set_rng(cg_cuda_starnet *m, cg_rng rng);
 
 /* images: host [N, 3, H, W] float (NCHW), transposed and uploaded into m->x; or NULL when the
  * caller has written m->x ([3, N, H, W], X) itself. train != 0: BN batch statistics, running

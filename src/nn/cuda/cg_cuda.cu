@@ -170,6 +170,10 @@ extern "C" void cg_cuda_free(void *ptr) {
     if (ptr) (void)cudaFree(ptr);
 }
 
+extern "C" size_t cg_cuda_ctx_bytes(const cg_cuda_ctx *ctx) {
+    return ctx->scratch_bytes + ctx->blas_ws_bytes + ctx->lt_ws_bytes + sizeof(unsigned int);
+}
+
 extern "C" int cg_cuda_mem_used(size_t *used, size_t *total) {
     size_t fr = 0, tot = 0;
     CG_CUDA_CHECK(cudaMemGetInfo(&fr, &tot));

@@ -75,6 +75,8 @@ void cg_cuda_ctx_destroy(cg_cuda_ctx *ctx);
 /* Wait for the stream; returns the first asynchronous error, if any. */
 int cg_cuda_sync(cg_cuda_ctx *ctx);
 size_t cg_cuda_scratch_bytes(const cg_cuda_ctx *ctx);
+/* Device bytes the context allocated: scratch, cuBLAS and cuBLASLt workspaces, the fault word. */
+size_t cg_cuda_ctx_bytes(const cg_cuda_ctx *ctx);
 /* Linear layers use cuBLASLt (bias fused into the GEMM epilogue) when on (default) and the
  * operands allow it; off: cublasGemmEx plus a bias kernel. For tests and bisection. */
 void cg_cuda_set_use_lt(cg_cuda_ctx *ctx, int on);
