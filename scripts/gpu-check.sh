@@ -6,9 +6,14 @@
 #                                       binaries need into build-gpu/lib (the GPU machine has no
 #                                       package registry), and pack what `run` needs into
 #                                       build-gpu/bundle.tar.gz (~15 MB: carry that one file)
-#   bash scripts/gpu-check.sh [run]     on the GPU machine: real NVML, real CUDA jobs through
-#                                       `clipgrid run`, the CUDA layer tests; prints a table last;
-#                                       JSON and logs to $OUT if set
+#   bash scripts/gpu-check.sh [run [SECTION...]]
+#                                       on the GPU machine: real NVML, real CUDA jobs through
+#                                       `clipgrid run`, the CUDA tests, the training benchmark;
+#                                       prints a table last; JSON and logs to $OUT if set.
+#                                       SECTIONs (default all): launcher (1-6), cuda (7-8: the
+#                                       device tests, `clipgrid train --device cuda` against the
+#                                       CPU, memcheck), bench (9-10: PyTorch and clipgrid), so a
+#                                       session can split the work over calls of <= 10 minutes
 #
 # Checks: `clipgrid gpus` against nvidia-smi; CUDA_VISIBLE_DEVICES=<NVML UUID> pins a job to the
 # GPU the launcher chose (the job's CUDA runtime reports the same UUID); the launcher waits for a
@@ -17,7 +22,9 @@
 # every CUDA layer against the CPU reference in fp32 and bf16 (tests/test_cuda_ops), and the same
 # test under compute-sanitizer memcheck when the machine has it; the PyTorch side of the training
 # benchmark (bench/clip_train_gpu_torch.py, under `timeout`; JSON lines in $OUT/torch_gpu_bench.jsonl)
-# next to a row saying the clipgrid side is not built yet.
+# and the clipgrid side (bench/bench_cuda_train, $OUT/clipgrid_gpu_bench.jsonl) with the ratios.
+# Fashion-MNIST is not on the GPU machine: `prepare` packs its first 4000 training and 1000 test
+# images (build-gpu/fmnist-small, ~1 MB) for the `clipgrid train --device cuda` checks.
 #
 # cuBLAS is not carried: this toolkit has no static cuBLAS and libcublasLt.so.13 alone is ~540 MB,
 # over the carry limit. `run` uses the GPU machine's own libcublas.so.13/libcublasLt.so.13 (the CUDA
@@ -30,7 +37,7 @@ B="${GPU_BUILD:-build-gpu}"
 ROOT="$PWD"
 
 # The device-vs-CPU test programs the bundle carries (tests/test_cuda_*.c).
-CUDA_TESTS=(test_cuda_ops test_cuda_starnet test_cuda_text test_cuda_clip)
+CUDA_TESTS=(test_cuda_ops test_cuda_starnet test_cuda_text test_cuda_clip test_cuda_train)
 
 prepare() {
   set -e
@@ -38,8 +45,22 @@ prepare() {
   cmake --build "$B" -j "${GPU_JOBS:-$(nproc)}"
   nvcc -O2 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
        -gencode arch=compute_90,code=compute_90 -o "$B/gpu_busy" bench/gpu_busy.cu
-  mkdir -p "$B/lib"
-  local bins=("$B/clipgrid") files=(clipgrid gpu_busy bench/bench_launcher tests/fake_nvml lib) t
+  mkdir -p "$B/lib" "$B/fmnist-small"
+  # the first 4000 / 1000 Fashion-MNIST images, same format (idx, gzip)
+  python3 - "${CLIPGRID_FMNIST_DIR:-/usr/share/datasets/fashion-mnist}" "$B/fmnist-small" <<'PY'
+import gzip, struct, sys
+src, dst = sys.argv[1], sys.argv[2]
+for prefix, n in (("train", 4000), ("t10k", 1000)):
+    for kind, item in (("images-idx3", 784), ("labels-idx1", 1)):
+        raw = gzip.open("%s/%s-%s-ubyte.gz" % (src, prefix, kind)).read()
+        hdr = 16 if kind.startswith("images") else 8
+        head = bytearray(raw[:hdr]); head[4:8] = struct.pack(">I", n)
+        with gzip.open("%s/%s-%s-ubyte.gz" % (dst, prefix, kind), "wb") as f:
+            f.write(bytes(head) + raw[hdr:hdr + n * item])
+PY
+  local bins=("$B/clipgrid") files=(clipgrid gpu_busy bench/bench_launcher tests/fake_nvml lib fmnist-small) t
+  [ -f "$B/libclipgrid-cuda.so" ] && { bins+=("$B/libclipgrid-cuda.so"); files+=(libclipgrid-cuda.so); }
+  [ -x "$B/bench/bench_cuda_train" ] && { bins+=("$B/bench/bench_cuda_train"); files+=(bench/bench_cuda_train); }
   for t in "${CUDA_TESTS[@]}"; do
     [ -x "$B/tests/$t" ] && { bins+=("$B/tests/$t"); files+=("tests/$t"); }
   done
@@ -57,6 +78,9 @@ prepare() {
 }
 
 if [ "${1:-run}" = prepare ]; then prepare; exit $?; fi
+[ "${1:-run}" = run ] && shift
+SECTIONS="${*:-launcher cuda bench}"
+want() { case " $SECTIONS " in *" $1 "*) return 0;; esac; return 1; }
 
 # ---------------------------------------------------------------- run (GPU machine)
 if [ -f "$B/bundle.tar.gz" ] && { [ ! -x "$B/clipgrid" ] || [ "$B/bundle.tar.gz" -nt "$B/clipgrid" ]; }; then
@@ -93,6 +117,7 @@ PY
 CUBLAS_DIR=$(find_cublas) && export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$CUBLAS_DIR"
 unset CLIPGRID_NVML_LIBRARY CUDA_VISIBLE_DEVICES
 CG="$ROOT/$B/clipgrid"; BUSY="$ROOT/$B/gpu_busy"
+export CLIPGRID_FMNIST_DIR="$ROOT/$B/fmnist-small" CLIPGRID_BIN="$CG"
 W="$(mktemp -d /tmp/gpucheck.XXXXXX)"
 OUTDIR="${OUT:-$W/out}"; mkdir -p "$OUTDIR"
 declare -a NAMES RESULTS DETAILS
@@ -104,6 +129,7 @@ echo "== machine"
 nvidia-smi --query-gpu=index,name,uuid,driver_version,utilization.gpu,memory.used,memory.total --format=csv
 nproc; date -u
 
+if want launcher; then
 # 1. clipgrid gpus against nvidia-smi
 "$CG" gpus | tee "$W/gpus.txt"; rc=$?
 "$CG" gpus --json > "$W/gpus.json"
@@ -172,6 +198,7 @@ CLIPGRID_BIN="$CG" FAKE_NVML_DIR="$ROOT/$B/tests/fake_nvml" "$ROOT/$B/bench/benc
   > "$W/bench.txt" 2>&1 && record "dispatch benchmark" PASS "$(grep -m1 'clipgrid run (per' "$W/bench.txt" | awk '{print $(NF)" ms/job"}') ($(nproc) cores)" \
   || record "dispatch benchmark" FAIL "$(tail -2 "$W/bench.txt")"
 cat "$W/bench.txt"
+fi   # launcher
 
 # One device-vs-CPU test program: run it with a time limit, log to $OUTDIR/<name>.log, one row.
 device_test() {
@@ -189,7 +216,8 @@ device_test() {
 
 # 7. every CUDA layer against the CPU reference, fp32 and bf16 (per-comparison JSON to $OUT)
 OPS="$ROOT/$B/tests/test_cuda_ops"
-if [ ! -x "$OPS" ]; then
+if ! want cuda; then :
+elif [ ! -x "$OPS" ]; then
   record "CUDA layers = CPU (fp32, bf16)" FAIL "$B/tests/test_cuda_ops missing: prepare on a machine with nvcc"
 elif [ -z "${CUBLAS_DIR:-}" ]; then
   record "CUDA layers = CPU (fp32, bf16)" FAIL "no libcublasLt.so.13 on this machine (looked in ldconfig, /usr/local/cuda*, python's nvidia/ packages, /usr, /opt)"
@@ -226,6 +254,25 @@ PY
   device_test test_cuda_starnet 120 "CUDA StarNet tower = CPU (fp32, bf16)"
   device_test test_cuda_text 120 "CUDA text towers = CPU (clip, bert; fp32, bf16)"
   device_test test_cuda_clip 180 "CUDA CLIP step = CPU (3 steps; fp32, bf16)"
+  # 7e. the product: `clipgrid train --device cuda` (the plugin) against --device cpu, 20 steps
+  export TEST_TMPDIR="$W"
+  device_test test_cuda_train 300 "clipgrid train --device cuda = cpu (20 steps)"
+
+  # 8a. compute-sanitizer memcheck on one real training step (and the device eval after it)
+  if command -v compute-sanitizer >/dev/null; then
+    echo "== compute-sanitizer --tool memcheck clipgrid train --device cuda (1 step)"
+    t=$(now)
+    timeout 300 compute-sanitizer --tool memcheck --error-exitcode 99 "$CG" train --image-encoder starnet_s050 \
+      --text-encoder clip:tiny --device cuda --steps 1 --batch-size 8 --image-size 32 --context-length 24 \
+      --eval-samples 16 --retrieval-samples 8 --drop-path 0.1 --out "$W/memcheck_run" > "$OUTDIR/train_memcheck.log" 2>&1; rc=$?
+    secs=$(python3 -c "print(round($(now) - $t, 1))")
+    errs=$(grep -m1 'ERROR SUMMARY' "$OUTDIR/train_memcheck.log")
+    if [ $rc -eq 0 ] && grep -q 'ERROR SUMMARY: 0 errors' "$OUTDIR/train_memcheck.log"; then
+      record "memcheck clean (1 training step)" PASS "$errs in ${secs} s"
+    else
+      record "memcheck clean (1 training step)" FAIL "rc=$rc ${errs:-no summary} ($(grep -m2 -E 'Invalid|out of bounds|Program hit|ERROR' "$OUTDIR/train_memcheck.log" | tr '\n' ' ' | cut -c1-200))"
+    fi
+  fi
 
   # 8. the same under compute-sanitizer memcheck (out-of-bounds and misaligned accesses, API errors)
   if command -v compute-sanitizer >/dev/null; then
@@ -253,7 +300,8 @@ fi
 # It runs with this machine's own library path (not build-gpu/lib's libz, libgomp, ...).
 TPY="${TORCH_PYTHON:-python3}"
 TB_TIMEOUT="${TORCH_BENCH_TIMEOUT:-240}"
-if env LD_LIBRARY_PATH="$LD_ORIG" "$TPY" -c "import torch, timm, transformers; assert torch.cuda.is_available(), 'torch sees no CUDA device'" > "$W/torch_import.txt" 2>&1; then
+if ! want bench; then :
+elif env LD_LIBRARY_PATH="$LD_ORIG" "$TPY" -c "import torch, timm, transformers; assert torch.cuda.is_available(), 'torch sees no CUDA device'" > "$W/torch_import.txt" 2>&1; then
   echo "== PyTorch training benchmark (timeout $TB_TIMEOUT s)"
   rm -f "$OUTDIR/torch_gpu_bench.jsonl"
   t=$(now)
@@ -300,7 +348,38 @@ PY
 else
   record "torch training bench" SKIP "$TPY cannot run it: $(tail -1 "$W/torch_import.txt" | cut -c1-200)"
 fi
-record "clipgrid cuda training bench" SKIP "clipgrid cuda: not built yet (the CUDA trainer integration of issue 7 is pending): no clipgrid/PyTorch ratio"
+
+# 10. the clipgrid side (bench/bench_cuda_train): the same configurations, batch 256, 224 px, bf16;
+# images/s, memory, text-tower MFU, depthwise-conv bandwidth; and the ratio to each PyTorch row.
+CB="$ROOT/$B/bench/bench_cuda_train"
+if ! want bench; then :
+elif [ ! -x "$CB" ]; then
+  record "clipgrid cuda training bench" FAIL "$B/bench/bench_cuda_train missing: prepare on a machine with nvcc"
+else
+  echo "== clipgrid training benchmark"
+  rm -f "$OUTDIR/clipgrid_gpu_bench.jsonl"
+  timeout -k 10 "${CLIPGRID_BENCH_TIMEOUT:-300}" "$CB" --out "$OUTDIR/clipgrid_gpu_bench.jsonl" 2>&1 | tee "$OUTDIR/clipgrid_gpu_bench.log"
+  rc=${PIPESTATUS[0]}
+  python3 - "$OUTDIR/clipgrid_gpu_bench.jsonl" "$OUTDIR/torch_gpu_bench.jsonl" "$rc" > "$W/cg_rows.tsv" 2> "$W/cg_rows.err" <<'PY'
+import json, os, sys
+ours = [json.loads(l) for l in open(sys.argv[1])] if os.path.exists(sys.argv[1]) else []
+theirs = [json.loads(l) for l in open(sys.argv[2])] if os.path.exists(sys.argv[2]) else []
+for r in ours:
+    d = "%.0f img/s, %.1f ms/step, %.1f GiB allocated" % (r["images_per_s"], r["step_ms"], r["allocated_gib"])
+    if "mfu_text" in r:
+        d += ", text MFU %.1f%%" % (100 * r["mfu_text"])
+    d += ", dwconv fwd %s GB/s" % "/".join("%.0f" % x["forward_gbs"] for x in r["dwconv"])
+    for t in theirs:
+        if t["image"] == r["image"] and t["text"] == r["text"] and t["status"] == "ok":
+            d += "; %.2fx torch %s" % (r["images_per_s"] / t["images_per_s"], t["mode"])
+    print("PASS\tclipgrid cuda %s x %s\t%s" % (r["image"].replace("starnet_", ""), r["text"], d))
+if int(sys.argv[3]) != 0:
+    print("FAIL\tclipgrid cuda training bench\trc=%s, %d configuration(s) measured" % (sys.argv[3], len(ours)))
+PY
+  while IFS=$'\t' read -r res name detail; do
+    [ -n "$res" ] && record "$name" "$res" "$detail"
+  done < "$W/cg_rows.tsv"
+fi
 
 # ---------------------------------------------------------------- table + JSON
 card=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader -i 0)

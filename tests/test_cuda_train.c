@@ -10,7 +10,9 @@
  *   cpu             the reference run;
  *   cuda fp32       every step's loss within 1e-3 relative of the CPU's (the first within 1e-4);
  *   cuda bf16       (the default precision on cuda) every step within 5e-2 relative, the loss
- *                   falling over the run as on the CPU;
+ *                   falling over the run as on the CPU (mean of the last 5 steps below the
+ *                   first 5's; with the first 4000 training images, as gpu-check.sh carries
+ *                   them, the CPU run here goes from 3.06 to 2.23);
  *   result.json     device "cuda:0 ...", precision, peak_gpu_memory_bytes > 0;
  *   the checkpoint  of the device run, evaluated by `clipgrid eval` on the CPU, gives the
  *                   zero-shot top-1 the device's own evaluation reported (within 1/200 in fp32,
@@ -18,6 +20,8 @@
  *   --resume        the fp32 device run's step-10 checkpoint, resumed with --device cpu: steps
  *                   11..20 within 1e-3 relative of the device's (moments, BN stats, DropPath
  *                   generator and data position all came back).
+ * $CLIPGRID_BIN and $TEST_TMPDIR override the binary and the scratch directory (gpu-check.sh);
+ * Fashion-MNIST comes from $CLIPGRID_FMNIST_DIR as for clipgrid itself.
  * Tolerances NOT calibrated on a device yet (written on a machine without one). NaN never passes.
  */
 #include <fcntl.h>
@@ -34,7 +38,8 @@
 
 enum { STEPS = 20 };
 
-static char root[256];
+static char root[512];
+static const char *clipgrid_bin;   /* $CLIPGRID_BIN (scripts/gpu-check.sh: the carried binary), else the build's */
 
 static int run(const char *log_name, const char *const *args) {
     pid_t pid = fork();
@@ -45,11 +50,11 @@ static int run(const char *log_name, const char *const *args) {
         dup2(fd, 2);
         const char *argv[64];
         int n = 0;
-        argv[n++] = CLIPGRID_BIN;
+        argv[n++] = clipgrid_bin;
         for (int i = 0; args[i] && n < 63; i++) argv[n++] = args[i];
         argv[n] = NULL;
         setenv("OMP_NUM_THREADS", "4", 1);
-        execv(CLIPGRID_BIN, (char *const *)argv);
+        execv(clipgrid_bin, (char *const *)argv);
         _exit(127);
     }
     int ws;
@@ -169,7 +174,13 @@ static void test_device_tracks_cpu(void) {
         if (eb > wb) wb = eb;
     }
     fprintf(stderr, "  worst relative loss difference over %d steps: fp32 %.3g, bf16 %.3g\n", STEPS, wf, wb);
-    CHECK(lb[STEPS - 1] < lb[0] && lc[STEPS - 1] < lc[0]);
+    /* learning: the mean of the last 5 losses below the first 5's (single steps are noisy at batch 16) */
+    double c0 = 0, c1 = 0, b0 = 0, b1 = 0;
+    for (int s = 0; s < 5; s++) {
+        c0 += lc[s]; c1 += lc[STEPS - 1 - s];
+        b0 += lb[s]; b1 += lb[STEPS - 1 - s];
+    }
+    CHECK(c1 < c0 && b1 < b0);
 
     char *dev = result_str(f32, "device"), *prec = result_str(f32, "precision"), *prec16 = result_str(b16, "precision");
     CHECK(!strncmp(dev, "cuda:0 ", 7));
@@ -214,7 +225,9 @@ static void test_device_tracks_cpu(void) {
 }
 
 int main(void) {
-    snprintf(root, sizeof root, "%s/cuda_train_tmp", TEST_BINARY_DIR);
+    clipgrid_bin = getenv("CLIPGRID_BIN") && *getenv("CLIPGRID_BIN") ? getenv("CLIPGRID_BIN") : CLIPGRID_BIN;
+    const char *tmp = getenv("TEST_TMPDIR") && *getenv("TEST_TMPDIR") ? getenv("TEST_TMPDIR") : TEST_BINARY_DIR;
+    snprintf(root, sizeof root, "%s/cuda_train_tmp", tmp);
     char *cmd = cg_xasprintf("rm -rf '%s' && mkdir -p '%s'", root, root);
     if (system(cmd) != 0) return 1;
     free(cmd);
