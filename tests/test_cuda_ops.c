@@ -578,6 +578,23 @@ static void test_residual_pooling(void) {
 
 /* ---------------------------------------------------------------- embeddings */
 
+/* cg_cuda_nchw_to_cnhw: a pure relayout (and, in bf16, a rounding of values already bf16): exact */
+static void test_image_layout(void) {
+    for (int i = 0; i < 2; i++) {
+        cg_precision p = PRECS[i];
+        const int64_t shapes[2][3] = {{5, 3, 77}, {7, 3, 33 * 31}};
+        for (int s = 0; s < 2; s++) {
+            int64_t N = shapes[s][0], C = shapes[s][1], HW = shapes[s][2], n = N * C * HW;
+            float *src = hrand(n, 0, 1, p), *want = hzeros(n);
+            cg_nchw_to_cnhw(src, want, N, C, HW);
+            float *gsrc = dev_f(src, n);
+            void *gdst = dev_nan(p, n);
+            OK(cg_cuda_nchw_to_cnhw(ctx, p, gdst, gsrc, N, C, HW));
+            compare("nchw_to_cnhw", s ? "33x31 planes" : "77-value planes", p, host_x(p, gdst, n), want, n, 0.0);
+        }
+    }
+}
+
 static void test_embedding(void) {
     for (int i = 0; i < 2; i++) {
         cg_precision p = PRECS[i];
@@ -816,6 +833,7 @@ int main(void) {
     TEST_RUN(test_layernorm);
     TEST_RUN(test_activations);
     TEST_RUN(test_residual_pooling);
+    TEST_RUN(test_image_layout);
     TEST_RUN(test_embedding);
     TEST_RUN(test_attention);
     TEST_RUN(test_clip_loss);

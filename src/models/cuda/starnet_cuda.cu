@@ -45,6 +45,7 @@ static void layout(cg_cuda_starnet *m, layout_ctx *L) {
     m->w.wx = m->p == CG_PREC_FP32 ? (void *)m->w.params : take(L, (size_t)m->w.n_params * xs);
     int sc = m->cfg.stem_chs;
     m->x = take(L, (size_t)(3 * N * m->H * m->W) * xs);
+    m->x_nchw = (float *)take(L, (size_t)(3 * N * m->H * m->W) * sizeof(float));
     int h = conv_out(m->H), w = conv_out(m->W);
     int64_t act = (int64_t)sc * N * h * w;
     m->stem_c = take(L, (size_t)act * xs);
@@ -132,11 +133,9 @@ static void free_host(cg_cuda_starnet *m) {
     free(m->blocks);
     free(m->bacts);
     cg_cuda_params_free(&m->w);
-    free(m->host_x);
     free(m->host_drop_scale);
     m->blocks = NULL;
     m->bacts = NULL;
-    m->host_x = NULL;
     m->host_drop_scale = NULL;
 }
 
@@ -201,7 +200,6 @@ extern "C" int cg_cuda_starnet_create(cg_cuda_starnet *m, cg_cuda_ctx *ctx, cons
         cg_cuda_starnet_free(m);
         return cg_error_set(CG_ERR_NOMEM, "cg_cuda_starnet_create: arena of %zu bytes too small (planning bug)", bytes);
     }
-    m->host_x = (float *)cg_xmalloc((size_t)3 * N * H * W * sizeof(float));
     m->host_drop_scale = (float *)cg_xmalloc((size_t)(m->n_blocks ? m->n_blocks : 1) * N * sizeof(float));
     rc = cg_cuda_memset0(ctx, m->w.grads, (size_t)m->w.n_params * sizeof(float));
     if (!rc) rc = cg_cuda_starnet_upload(m, &cpu->params);
@@ -310,9 +308,9 @@ extern "C" int cg_cuda_starnet_forward(cg_cuda_starnet *m, const float *images, 
     m->train = train;
     m->have_forward = 0;
     SN_TRY(draw_drop_scales(m));
-    if (images) {
-        cg_nchw_to_cnhw(images, m->host_x, N, 3, (int64_t)m->H * m->W);
-        SN_TRY(cg_cuda_upload(m->ctx, m->p, m->x, m->host_x, 3 * N * m->H * m->W));
+    if (images) {   /* up as they are (float NCHW), then transposed and converted on the device */
+        SN_TRY(cg_cuda_h2d(m->ctx, m->x_nchw, images, (size_t)3 * N * m->H * m->W * sizeof(float)));
+        SN_TRY(cg_cuda_nchw_to_cnhw(m->ctx, m->p, m->x, m->x_nchw, N, 3, (int64_t)m->H * m->W));
     }
     int sc = m->cfg.stem_chs;
     int h = conv_out(m->H), w = conv_out(m->W);

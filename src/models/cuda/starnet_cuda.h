@@ -81,7 +81,8 @@ typedef struct {
     void *norm_out, *pooled, *emb;       /* emb [N, D] X: the output */
     float *norm_mean, *norm_rstd;
     void *g0, *g1, *gs_c2, *gs_c3, *gs_c1, *gs_r1, *gs_r2, *d_pooled, *d_emb;   /* gradient buffers, X */
-    float *host_x;                       /* host staging [3 N H W] for the NCHW -> CNHW transpose */
+    float *x_nchw;                       /* the images as given, [N, 3, H, W] float (device), before
+                                          * cg_cuda_nchw_to_cnhw writes x */
     cg_rng rng;                          /* DropPath draws (the CPU model's generator, continued) */
     int any_drop;                        /* some block has drop_prob > 0 */
     float *drop_scale, *host_drop_scale; /* [n_blocks, N] per-sample scales: device (arena), host */
@@ -108,8 +109,9 @@ int cg_cuda_starnet_zero_grad(cg_cuda_starnet *m);
 cg_rng cg_cuda_starnet_rng(const cg_cuda_starnet *m);
 void cg_cuda_starnet_set_rng(cg_cuda_starnet *m, cg_rng rng);
 
-/* images: host [N, 3, H, W] float (NCHW), transposed and uploaded into m->x; or NULL when the
- * caller has written m->x ([3, N, H, W], X) itself. train != 0: BN batch statistics, running
+/* images: host [N, 3, H, W] float (NCHW), copied up as they are and transposed/converted into
+ * m->x on the device; or NULL when the caller has written m->x ([3, N, H, W], X) itself (or the
+ * previous call's images are to be used again). train != 0: BN batch statistics, running
  * stats updated, num_batches_tracked += 1. Result in m->emb [N, D] (X, device). */
 int cg_cuda_starnet_forward(cg_cuda_starnet *m, const float *images, int train);
 /* d_emb: device [N, D] X (may be m->d_emb after cg_cuda_starnet_set_d_emb). Accumulates into

@@ -22,6 +22,26 @@
 #define EW_ARGS(p, n) do { CG_CHECK_PREC(p); CG_CUDA_ARG((n) >= 0, "n = %lld", (long long)(n)); \
     if ((n) == 0) return CG_OK; } while (0)
 
+/* ---------------------------------------------------------------- image layout
+ * dst[c, n, k] = src[n, c, k]: one thread per output element, so the writes are coalesced and
+ * the reads are runs of HW consecutive floats.
+ */
+template <typename T> __global__ void nchw_to_cnhw_kernel(T *dst, const float *src, int64_t N, int64_t C, int64_t HW) {
+    GRID_STRIDE(i, N * C * HW) {
+        int64_t k = i % HW, n = (i / HW) % N, c = i / (HW * N);
+        dst[i] = stf<T>(src[(n * C + c) * HW + k]);
+    }
+}
+
+extern "C" int cg_cuda_nchw_to_cnhw(cg_cuda_ctx *ctx, cg_precision p, void *dst, const float *src, int64_t N, int64_t C,
+                                    int64_t HW) {
+    CG_CUDA_ARG(N >= 0 && C >= 0 && HW >= 0, "N=%lld C=%lld HW=%lld", (long long)N, (long long)C, (long long)HW);
+    int64_t n = N * C * HW;
+    EW_ARGS(p, n);
+    LAUNCH_EW(p, nchw_to_cnhw_kernel, n, (ET *)dst, src, N, C, HW);
+    return CG_OK;
+}
+
 /* ---------------------------------------------------------------- ReLU6 and star
  * ReLU6   y = min(max(x, 0), 6)          | dx += dy [0 < x < 6]
  * Star    z = relu6(a) b                 | da += dz b [0 < a < 6] ;  db += dz relu6(a)

@@ -95,6 +95,12 @@ int cg_cuda_gelu_backward(cg_cuda_ctx *ctx, cg_precision p, void *dx, const void
 int cg_cuda_quick_gelu_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, int64_t n);
 int cg_cuda_quick_gelu_backward(cg_cuda_ctx *ctx, cg_precision p, void *dx, const void *dy, const void *x, int64_t n);
 
+/* ---------------------------------------------------------------- image layout (core/tensor.h)
+ * cg_nchw_to_cnhw on the device: src [N, C, HW] float (images as the loader makes them, copied
+ * up as they are) -> dst [C, N, HW] X (rounded to bf16, nearest-even, in BF16 mode). */
+int cg_cuda_nchw_to_cnhw(cg_cuda_ctx *ctx, cg_precision p, void *dst, const float *src, int64_t N, int64_t C,
+                         int64_t HW);
+
 /* ---------------------------------------------------------------- residual + DropPath (nn/residual.h)
  * [C, N, K] tensors (K = numel / (C N)); scale [N] float on the device, or NULL (all 1); the
  * caller draws it with cg_droppath_scales() and uploads it. y may alias x or f.
