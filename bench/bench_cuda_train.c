@@ -159,7 +159,7 @@ static int bench_config(const bench_opts *o, const cg_cuda_device_info *dev, con
     int have = 0;
     size_t used0 = 0, used1 = 0;
     cg_cuda_mem_used(&used0, NULL);
-    size_t scratch = cg_cuda_clip_scratch_bytes(&m, o->p, B, S, T);
+    size_t scratch = cg_cuda_clip_scratch_bytes(&m, o->p, B, S, T, 1);
     int64_t dwC[4] = {0}, dwH[4] = {0};
     for (int i = 0; i < 4; i++) { dwC[i] = m.image.widths[i]; dwH[i] = S / (4 << i); }
     for (int i = 0; i < 4; i++) {
@@ -167,7 +167,7 @@ static int bench_config(const bench_opts *o, const cg_cuda_device_info *dev, con
         if (s > scratch) scratch = s;
     }
     TRY(cg_cuda_ctx_create(&ctx, 0, scratch));
-    TRY(cg_cuda_clip_create(&dm, ctx, &m, &oi, &ot, &os, &acfg, 1.0f, o->p, B, S, T));
+    TRY(cg_cuda_clip_create(&dm, ctx, &m, &oi, &ot, &os, &acfg, 1.0f, o->p, B, S, T, 1));
     have = 1;
     float loss = 0, acc = 0;
     TRY(cg_cuda_clip_step(&dm, images, ids, 5e-4f, &loss, &acc));   /* uploads the images once */

@@ -19,6 +19,8 @@
  * leave the device unchanged, and the image side still matches the CPU. DropPath (rate 0.3 over
  * the blocks, as --drop-path) runs once more on both sides: the device draws the CPU's masks from
  * a copy of its generator, so the same bounds hold and the generators end in the same state.
+ * Gradient accumulation (2 micro-batches of 2, with DropPath) once more: the CPU's
+ * clip_model_step_accum against the device's two passes, the same bounds.
  *
  * NOT calibrated on a device (written on a machine without one). NaN never passes.
  * No device: prints "no CUDA device: skipped" and exits 77 (ctest: skipped).
@@ -133,10 +135,10 @@ static void opt_free(opt3 *o) {
     adamw_free(&o->os);
 }
 
-/* the trainer's step (train/trainer.c), accum 1 */
+/* the trainer's step (train/backend_cpu.c) */
 static float cpu_step(clip_model *m, opt3 *o, int freeze, const float *images, const int32_t *ids, int T,
-                      float max_norm, float *loss, float *acc) {
-    int rc = clip_model_step(m, images, B, S, ids, T, loss, acc);
+                      float max_norm, int accum, float *loss, float *acc) {
+    int rc = clip_model_step_accum(m, images, B, S, ids, T, accum, loss, acc);
     CHECK(rc == CG_OK);
     cg_params *sets[3] = {&m->image.params, &m->text.params, &m->scale};
     const unsigned char *frozen[3] = {o->oi.frozen, freeze ? NULL : o->ot.frozen, o->os.frozen};
@@ -151,8 +153,9 @@ static float cpu_step(clip_model *m, opt3 *o, int freeze, const float *images, c
 }
 
 /* drop: the DropPath rate of both sides (the device draws the CPU's masks from the same generator) */
-static void run(const char *text, int freeze, float drop) {
-    fprintf(stderr, "== starnet_s050 x %s%s, DropPath %g\n", text, freeze ? " (text frozen)" : "", (double)drop);
+static void run(const char *text, int freeze, float drop, int accum) {
+    fprintf(stderr, "== starnet_s050 x %s%s, DropPath %g, %d micro-batch(es)\n", text, freeze ? " (text frozen)" : "",
+            (double)drop, accum);
     clip_model cpu, probe;
     if (make_model(&cpu, text, freeze, drop)) { CHECK(0); return; }
     int T = cpu.text.cfg.context;
@@ -173,7 +176,7 @@ static void run(const char *text, int freeze, float drop) {
         opt3 po;
         opt_init(&po, &probe);
         float l, a;
-        float n0 = cpu_step(&probe, &po, freeze, images, ids, T, 0.0f, &l, &a);
+        float n0 = cpu_step(&probe, &po, freeze, images, ids, T, 0.0f, accum, &l, &a);
         max_norm = 0.5f * n0;
         fprintf(stderr, "  probe gradient norm %.6g -> max_norm %.6g\n", n0, max_norm);
         opt_free(&po);
@@ -185,7 +188,7 @@ static void run(const char *text, int freeze, float drop) {
     opt_init(&co, &cpu);
     float closs[STEPS], cacc[STEPS], cnorm[STEPS];
     for (int s = 0; s < STEPS; s++) {
-        cnorm[s] = cpu_step(&cpu, &co, freeze, images + s * nimg, ids + s * nids, T, max_norm, &closs[s], &cacc[s]);
+        cnorm[s] = cpu_step(&cpu, &co, freeze, images + s * nimg, ids + s * nids, T, max_norm, accum, &closs[s], &cacc[s]);
         fprintf(stderr, "  cpu  step %d: loss %.7g acc %.3g norm %.6g scale %.7g\n", s + 1, closs[s], cacc[s], cnorm[s],
                 cpu.scale.params[0]);
     }
@@ -200,10 +203,10 @@ static void run(const char *text, int freeze, float drop) {
         memcpy(text_before, dm.text.params.params, (size_t)dm.text.params.n_params * sizeof(float));
         cg_cuda_clip m;
         fprintf(stderr, "  %s: T %d, device arenas %.1f MiB, scratch %.2f MiB\n", cg_prec_name(p), T,
-                (double)cg_cuda_clip_arena_bytes(&dm, p, B, S, T) / (1 << 20),
-                (double)cg_cuda_clip_scratch_bytes(&dm, p, B, S, T) / (1 << 20));
+                (double)cg_cuda_clip_arena_bytes(&dm, p, B, S, T, accum) / (1 << 20),
+                (double)cg_cuda_clip_scratch_bytes(&dm, p, B, S, T, accum) / (1 << 20));
         int rc = cg_cuda_clip_create(&m, ctx, &dm, &dopt.oi, freeze ? NULL : &dopt.ot, &dopt.os, &ACFG, max_norm, p, B,
-                                     S, T);
+                                     S, T, accum);
         OK(rc);
         if (!rc) {
             double tol_loss = p == CG_PREC_FP32 ? 1e-4 : 1e-2;
@@ -251,10 +254,11 @@ static void run(const char *text, int freeze, float drop) {
     free(ids);
 }
 
-static void test_clip_tiny(void) { run("clip:tiny", 0, 0.0f); }
-static void test_bert_tiny(void) { run("bert:tiny", 0, 0.0f); }
-static void test_clip_tiny_frozen(void) { run("clip:tiny", 1, 0.0f); }
-static void test_clip_tiny_drop_path(void) { run("clip:tiny", 0, 0.3f); }
+static void test_clip_tiny(void) { run("clip:tiny", 0, 0.0f, 1); }
+static void test_bert_tiny(void) { run("bert:tiny", 0, 0.0f, 1); }
+static void test_clip_tiny_frozen(void) { run("clip:tiny", 1, 0.0f, 1); }
+static void test_clip_tiny_drop_path(void) { run("clip:tiny", 0, 0.3f, 1); }
+static void test_clip_tiny_accum(void) { run("clip:tiny", 0, 0.3f, 2); }
 
 int main(void) {
     cg_cuda_device_info info;
@@ -266,7 +270,7 @@ int main(void) {
         clip_model probe;
         if (make_model(&probe, names[k], 0, 0.0f)) return 1;
         for (int p = 0; p < 2; p++) {
-            size_t s = cg_cuda_clip_scratch_bytes(&probe, (cg_precision)p, B, S, probe.text.cfg.context);
+            size_t s = cg_cuda_clip_scratch_bytes(&probe, (cg_precision)p, B, S, probe.text.cfg.context, 1);
             if (s > scratch) scratch = s;
         }
         clip_model_free(&probe);
@@ -279,6 +283,7 @@ int main(void) {
     TEST_RUN(test_bert_tiny);
     TEST_RUN(test_clip_tiny_frozen);
     TEST_RUN(test_clip_tiny_drop_path);
+    TEST_RUN(test_clip_tiny_accum);
     fprintf(stderr, "worst relative error: fp32 %.3g, bf16 %.3g\n", worst[0], worst[1]);
     if (cg_cuda_sync(ctx)) {
         fprintf(stderr, "FAIL: asynchronous CUDA error: %s\n", cg_error_message());

@@ -6,7 +6,7 @@
  * is cg_cuda_clip_download. Evaluation encodes on the device in chunks of B (a short chunk is
  * padded with copies of its first row, whose outputs are dropped: eval-mode rows are
  * independent), downloads [B, E] and L2-normalises on the host as clip_model_encode_* do.
- * Gradient accumulation (--accum-steps > 1) is CPU-only for now and refused here.
+ * With --accum-steps the towers hold a micro-batch, and so does each eval chunk.
  * Not yet run on a GPU (see docs/cuda.md).
  */
 #include <stdio.h>
@@ -73,9 +73,6 @@ static int cuda_create(const train_backend_args *a, void **h) {
     if (a->args_size != sizeof(train_backend_args))
         return cg_error_set(CG_ERR_DEVICE, "--device cuda: the backend's argument block is %zu bytes, clipgrid's %zu "
                             "(rebuild both)", sizeof(train_backend_args), a->args_size);
-    if (a->accum_steps > 1)
-        return cg_error_set(CG_ERR_USAGE, "--accum-steps %d: gradient accumulation runs on --device cpu only; on a GPU "
-                            "use a --batch-size that fits instead", a->accum_steps);
     if (!a->opt_img || !a->opt_scale)
         return cg_error_set(CG_ERR_STATE, "--device cuda: the backend needs the run's AdamW states");
     cuda_backend *b = (cuda_backend *)cg_xcalloc(1, sizeof *b);
@@ -86,10 +83,10 @@ static int cuda_create(const train_backend_args *a, void **h) {
     const clip_model *cpu = a->model;
     int B = a->batch, S = a->image_size, T = a->context;
     cg_precision p = prec_of(a->precision);
-    if (!rc) rc = cg_cuda_ctx_create(&b->ctx, a->device_index, cg_cuda_clip_scratch_bytes(cpu, p, B, S, T));
+    if (!rc) rc = cg_cuda_ctx_create(&b->ctx, a->device_index, cg_cuda_clip_scratch_bytes(cpu, p, B, S, T, a->accum_steps));
     if (!rc) {
         rc = cg_cuda_clip_create(&b->m, b->ctx, cpu, a->opt_img, a->opt_txt, a->opt_scale, &a->acfg, a->grad_clip, p, B,
-                                 S, T);
+                                 S, T, a->accum_steps);
         b->have_model = rc == CG_OK;
     }
     if (rc) {
@@ -126,7 +123,7 @@ static void take_rows(cuda_backend *b, int n, float *out) {
 
 static int cuda_encode_images(void *h, const float *images, int n, float *emb) {
     cuda_backend *b = (cuda_backend *)h;
-    int B = b->a.batch, E = b->a.model->embed_dim;
+    int B = b->m.mb, E = b->a.model->embed_dim;   /* the towers' batch (a micro-batch with --accum-steps) */
     size_t plane = (size_t)3 * b->a.image_size * b->a.image_size;
     for (int s = 0; s < n; s += B) {
         int k = n - s < B ? n - s : B;
@@ -141,7 +138,7 @@ static int cuda_encode_images(void *h, const float *images, int n, float *emb) {
 
 static int cuda_encode_texts(void *h, const int32_t *ids, int n, float *emb) {
     cuda_backend *b = (cuda_backend *)h;
-    int B = b->a.batch, T = b->a.context, E = b->a.model->embed_dim;
+    int B = b->m.mb, T = b->a.context, E = b->a.model->embed_dim;
     for (int s = 0; s < n; s += B) {
         int k = n - s < B ? n - s : B;
         memcpy(b->ids, ids + (size_t)s * T, (size_t)k * T * sizeof(int32_t));
