@@ -128,6 +128,19 @@ int cg_file_exists(const char *path) {
     return stat(path, &st) == 0;
 }
 
+int cg_self_exe(char *buf, size_t n, int dir_only) {
+    if (n == 0) return -1;
+    ssize_t len = readlink("/proc/self/exe", buf, n - 1);
+    if (len <= 0 || (size_t)len >= n - 1) {
+        buf[0] = 0;
+        return -1;
+    }
+    buf[len] = 0;
+    char *slash = dir_only ? strrchr(buf, '/') : NULL;
+    if (slash) *slash = 0;
+    return 0;
+}
+
 char *cg_path_join(const char *dir, const char *name) {
     size_t n = strlen(dir);
     if (n == 0) return cg_xstrdup(name);

@@ -20,5 +20,8 @@ int cg_mkdir_p(const char *path);
 int cg_file_exists(const char *path);
 /* "dir/name" in a new malloc()ed string (dir may be "" or end with '/'). */
 char *cg_path_join(const char *dir, const char *name);
+/* The running executable's path (/proc/self/exe), or with dir_only its directory, into buf.
+ * 0 on success, -1 (buf "") when it cannot be read or does not fit. */
+int cg_self_exe(char *buf, size_t n, int dir_only);
 
 #endif

@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/fileio.h"
+
 static int is_dir(const char *p) {
     struct stat st;
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
@@ -23,11 +25,7 @@ void cg_i18n_init(void) {
         snprintf(dir, sizeof dir, "%s", env);
     } else {
         char exe[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-        if (n > 0) {
-            exe[n] = 0;
-            char *slash = strrchr(exe, '/');
-            if (slash) *slash = 0;
+        if (cg_self_exe(exe, sizeof exe, 1) == 0) {
             snprintf(dir, sizeof dir, "%s/locale", exe);              /* build tree */
             if (!is_dir(dir)) snprintf(dir, sizeof dir, "%s/../share/locale", exe);  /* install prefix */
         }

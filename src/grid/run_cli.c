@@ -449,9 +449,7 @@ int cmd_run(int argc, char **argv) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     o.cores = cores > 0 ? (int)cores : 1;
     char self[PATH_MAX];
-    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
-    self[sl > 0 ? sl : 0] = 0;
-    o.self_exe = sl > 0 ? self : "clipgrid";
+    o.self_exe = cg_self_exe(self, sizeof self, 0) == 0 ? self : "clipgrid";
 
     jobs = cg_xcalloc((size_t)n, sizeof *jobs);
     for (int i = 0; i < n; i++) {

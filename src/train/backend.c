@@ -39,11 +39,7 @@ static int plugin_candidates(char cand[3][PATH_MAX + 64], int *n_out) {
         return CG_OK;
     }
     char exe[PATH_MAX];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (len > 0) {
-        exe[len] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) *slash = 0;
+    if (cg_self_exe(exe, sizeof exe, 1) == 0) {
         snprintf(cand[n++], PATH_MAX + 64, "%s/%s", exe, TRAIN_BACKEND_CUDA_LIBRARY);
         snprintf(cand[n++], PATH_MAX + 64, "%s/../lib/clipgrid/%s", exe, TRAIN_BACKEND_CUDA_LIBRARY);
     }
