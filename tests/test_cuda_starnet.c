@@ -1,8 +1,10 @@
 /* test_cuda_starnet.c — the device StarNet tower (models/cuda/starnet_cuda.h) against the CPU model
  * (models/starnet.h), which is the timm-exact reference.
  *
- * starnet_s050 with a 32-wide head, built on the CPU from a seed (drop_path_rate 0: the device
- * has no DropPath), copied to the device; B = 3 images of 64x64. For fp32 and bf16:
+ * starnet_s050 with a 32-wide head, built on the CPU from a seed, copied to the device; B = 3
+ * images of 64x64. For fp32 and bf16, without DropPath and with rate 0.3 (the device draws the
+ * CPU's per-sample scales from its copy of the generator: the same comparisons hold, and after
+ * the train-mode pass both generators are in the same state):
  *   1. upload then download gives back the parameters, buffers and counters bit for bit, and a
  *      checkpoint saved from the downloaded copy loads into a fresh model with the same values;
  *   2. train mode: forward (embedding), backward from a random d_emb (every parameter gradient),
@@ -76,7 +78,7 @@ static void compare_buffers(const char *what, cg_precision p, const cg_params *g
     }
 }
 
-static void run_precision(cg_precision p) {
+static void run_precision(cg_precision p, float drop) {
     const cg_starnet_config *cfg = cg_zoo_starnet("starnet_s050");
     CHECK(cfg != NULL);
     if (!cfg) return;
@@ -85,8 +87,8 @@ static void run_precision(cg_precision p) {
     double tol_stats = p == CG_PREC_FP32 ? 1e-4 : 2e-2;
 
     cg_starnet cpu, dl;
-    cg_starnet_create(&cpu, cfg, EMBED, 0.0f, SEED);
-    cg_starnet_create(&dl, cfg, EMBED, 0.0f, SEED + 1);   /* same layout, other values: receives downloads */
+    cg_starnet_create(&cpu, cfg, EMBED, drop, SEED);
+    cg_starnet_create(&dl, cfg, EMBED, drop, SEED + 1);   /* same layout, other values: receives downloads */
     if (p == CG_PREC_BF16) round_bf16(cpu.params.params, cpu.params.n_params);
 
     cg_rng rng;
@@ -150,12 +152,9 @@ static void run_precision(cg_precision p) {
         compare_buffers(fw, p, &dl.params, &cpu.params, tol_stats);
         /* parameters are untouched by forward and backward */
         CHECK(!memcmp(dl.params.params, cpu.params.params, (size_t)cpu.params.n_params * sizeof(float)));
+        /* the same DropPath draws (none in eval mode, or without DropPath) */
+        CHECK(cg_cuda_starnet_rng(&m).state == cpu.rng.state);
     }
-
-    /* refused: DropPath in train mode */
-    m.blocks[0].drop_prob = 0.1f;
-    CHECK(cg_cuda_starnet_forward(&m, images, 1) == CG_ERR_STATE);
-    m.blocks[0].drop_prob = 0.0f;
 
     cg_cuda_starnet_free(&m);
 out:
@@ -166,8 +165,10 @@ out:
     cg_starnet_free(&dl);
 }
 
-static void test_fp32(void) { run_precision(CG_PREC_FP32); }
-static void test_bf16(void) { run_precision(CG_PREC_BF16); }
+static void test_fp32(void) { run_precision(CG_PREC_FP32, 0.0f); }
+static void test_bf16(void) { run_precision(CG_PREC_BF16, 0.0f); }
+static void test_fp32_drop_path(void) { run_precision(CG_PREC_FP32, 0.3f); }
+static void test_bf16_drop_path(void) { run_precision(CG_PREC_BF16, 0.3f); }
 
 int main(void) {
     cg_cuda_device_info info;
@@ -185,6 +186,8 @@ int main(void) {
     }
     TEST_RUN(test_fp32);
     TEST_RUN(test_bf16);
+    TEST_RUN(test_fp32_drop_path);
+    TEST_RUN(test_bf16_drop_path);
     for (int p = 0; p < 2; p++)
         fprintf(stderr, "%s worst: forward %.3g, gradients %.3g, running stats %.3g\n",
                 cg_prec_name((cg_precision)p), worst[p][0], worst[p][1], worst[p][2]);

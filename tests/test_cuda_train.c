@@ -18,8 +18,10 @@
  *                   zero-shot top-1 the device's own evaluation reported (within 1/200 in fp32,
  *                   the eval set's granularity, 0.03 in bf16), so the weights came back intact;
  *   --resume        the fp32 device run's step-10 checkpoint, resumed with --device cpu: steps
- *                   11..20 within 1e-3 relative of the device's (moments, BN stats, DropPath
- *                   generator and data position all came back).
+ *                   11..20 (logged anew) within 1e-3 relative of the device's (moments, BN stats,
+ *                   DropPath generator and data position all came back);
+ *   --accum-steps 2 cpu against cuda fp32: the same loss bounds, and the final zero-shot top-1
+ *                   (the device evaluates in micro-batch chunks) within 3/200.
  * $CLIPGRID_BIN and $TEST_TMPDIR override the binary and the scratch directory (gpu-check.sh);
  * Fashion-MNIST comes from $CLIPGRID_FMNIST_DIR as for clipgrid itself.
  * Tolerances NOT calibrated on a device yet (written on a machine without one). NaN never passes.
@@ -203,8 +205,9 @@ static void test_device_tracks_cpu(void) {
 
     /* the fp32 device run's checkpoint of step 10 resumes on the CPU: steps 11..20 as on the device */
     char *r = cg_path_join(root, "cuda_fp32_resumed_on_cpu");
-    char *cmd = cg_xasprintf("cp -r '%s' '%s' && cd '%s/checkpoints' && rm -f step_20.safetensors state_20.safetensors && "
-                             "printf '10\\n' > latest", f32, r, r);
+    /* (its metrics go: the resumed run must log steps 11..20 itself) */
+    char *cmd = cg_xasprintf("cp -r '%s' '%s' && rm -f '%s/metrics.jsonl' && cd '%s/checkpoints' && "
+                             "rm -f step_20.safetensors state_20.safetensors && printf '10\\n' > latest", f32, r, r, r);
     CHECK_EQ_INT(system(cmd), 0);
     const char *a_res[] = {COMMON, "--steps", steps, "--device", "cpu", "--save-every", "10", "--out", r, "--resume",
                            NULL};
@@ -220,6 +223,28 @@ static void test_device_tracks_cpu(void) {
     }
     if (check_failures_now) show_log("resume_cpu.log");
     free(t); free(cmd); free(r);
+
+    /* --accum-steps 2 on both: the device's two passes against clip_model_step_accum */
+    char *ca = cg_path_join(root, "cpu_accum"), *ga = cg_path_join(root, "cuda_accum");
+    const char *a_ca[] = {COMMON, "--steps", steps, "--accum-steps", "2", "--device", "cpu", "--out", ca, NULL};
+    const char *a_ga[] = {COMMON, "--steps", steps, "--accum-steps", "2", "--device", "cuda", "--precision", "fp32",
+                          "--out", ga, NULL};
+    CHECK_EQ_INT(run("cpu_accum.log", a_ca), 0);
+    CHECK_EQ_INT(run("cuda_accum.log", a_ga), 0);
+    double la[STEPS], lg[STEPS];
+    losses(ca, la, STEPS);
+    losses(ga, lg, STEPS);
+    for (int s = 0; s < STEPS; s++) {
+        double e = fabs(lg[s] - la[s]) / fabs(la[s]);
+        if (!(e <= 1e-3)) fprintf(stderr, "  accum 2, step %d: cpu %.6f cuda %.6f\n", s + 1, la[s], lg[s]);
+        CHECK(e <= (s == 0 ? 1e-4 : 1e-3));
+    }
+    /* and the evaluation, which encodes in micro-batch chunks on the device */
+    double ta = result_num(ca, "zeroshot_top1"), tg = result_num(ga, "zeroshot_top1");
+    fprintf(stderr, "  accum 2: zero-shot top-1 cpu %.4f, cuda fp32 %.4f\n", ta, tg);
+    CHECK(fabs(ta - tg) <= 0.0151);
+    if (check_failures_now) { show_log("cpu_accum.log"); show_log("cuda_accum.log"); }
+    free(ca); free(ga);
     if (check_failures_now) { show_log("cpu.log"); show_log("cuda_fp32.log"); show_log("cuda_bf16.log"); }
     free(cpu); free(f32); free(b16);
 }

@@ -7,7 +7,8 @@
  *                 a non-finite loss leaves the model untouched; eval embeddings equal
  *                 clip_model_encode_*; an evaluation-only backend refuses steps; bf16 is refused.
  *   plugin        CLIPGRID_CUDA_BACKEND at a missing file, at a file that is not a library, and at
- *                 a plugin of another ABI: CG_ERR_DEVICE naming the file and the reason. Then the
+ *                 a plugin of another ABI or layout fingerprint, at a bare name (a file here,
+ *                 not a library search): CG_ERR_DEVICE naming the file and the reason. Then the
  *                 fake plugin of the right ABI (tests/fake_backend): probe says "fake device",
  *                 and its steps (CPU arithmetic reached through this executable's exported
  *                 symbols) match the built-in CPU backend bit for bit.
@@ -227,6 +228,15 @@ static void test_plugin_load_failures(void) {
     setenv("CLIPGRID_CUDA_BACKEND", FAKE_BACKEND_ABI_LIB, 1);
     CHECK_EQ_INT(train_backend_probe("cuda", 0, what, sizeof what), CG_ERR_DEVICE);
     CHECK(strstr(cg_error_message(), "speaks backend ABI 999") != NULL);
+
+    setenv("CLIPGRID_CUDA_BACKEND", FAKE_BACKEND_LAYOUT_LIB, 1);
+    CHECK_EQ_INT(train_backend_probe("cuda", 0, what, sizeof what), CG_ERR_DEVICE);
+    CHECK(strstr(cg_error_message(), "other model structures") && strstr(cg_error_message(), "0000000000003039"));
+
+    /* a bare name is a file in the current directory (here: none), not a library-path search */
+    setenv("CLIPGRID_CUDA_BACKEND", "libc.so.6", 1);
+    CHECK_EQ_INT(train_backend_probe("cuda", 0, what, sizeof what), CG_ERR_DEVICE);
+    CHECK(strstr(cg_error_message(), "no CUDA backend") && strstr(cg_error_message(), "./libc.so.6"));
     unsetenv("CLIPGRID_CUDA_BACKEND");
 }
 

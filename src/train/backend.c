@@ -33,8 +33,8 @@ const char *train_precision_name(train_precision p) { return p == TRAIN_PREC_BF1
 static int plugin_candidates(char cand[3][PATH_MAX + 64], int *n_out) {
     int n = 0;
     const char *env = getenv("CLIPGRID_CUDA_BACKEND");
-    if (env && *env) {
-        snprintf(cand[n++], PATH_MAX + 64, "%s", env);
+    if (env && *env) {   /* a bare name is a file here, not a library-path search as dlopen would make it */
+        snprintf(cand[n++], PATH_MAX + 64, "%s%s", strchr(env, '/') ? "" : "./", env);
         *n_out = n;
         return CG_OK;
     }
@@ -47,7 +47,8 @@ static int plugin_candidates(char cand[3][PATH_MAX + 64], int *n_out) {
     return CG_OK;
 }
 
-/* Loaded once and never unloaded: the CUDA runtime inside registers exit handlers. */
+/* Loaded once and never unloaded: the CUDA runtime inside registers exit handlers. A handle
+ * refused by the checks below is not closed either (the process is about to stop with exit 3). */
 static int plugin_load(const train_backend_ops **ops, void **dl) {
     static void *loaded;
     static const train_backend_ops *loaded_ops;
@@ -76,6 +77,10 @@ static int plugin_load(const train_backend_ops **ops, void **dl) {
     if (!t || t->abi != TRAIN_BACKEND_ABI)
         return cg_error_set(CG_ERR_DEVICE, "--device cuda: %s speaks backend ABI %d, this clipgrid %d (a plugin from "
                             "another build: rebuild both)", found, t ? t->abi : -1, TRAIN_BACKEND_ABI);
+    if (t->layout_id != train_backend_layout_id())
+        return cg_error_set(CG_ERR_DEVICE, "--device cuda: %s was built with other model structures than this clipgrid "
+                            "(layout %016llx, here %016llx): rebuild both", found, (unsigned long long)t->layout_id,
+                            (unsigned long long)train_backend_layout_id());
     loaded = h;
     loaded_ops = t;
     *ops = t;

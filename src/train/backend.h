@@ -34,11 +34,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/rng.h"
+
 #include "models/clip_model.h"
 #include "train/adamw.h"
 
 /* Bumped whenever train_backend_args or train_backend_ops change; the plugin must match. */
-#define TRAIN_BACKEND_ABI 1
+#define TRAIN_BACKEND_ABI 2
+
+/* A fingerprint of the layouts the plugin reads through the arguments (the model, its towers,
+ * parameter sets, AdamW states): compiled into both sides and compared when the plugin loads, so
+ * a libclipgrid-cuda.so left from another build of these structs is refused, not misread. */
+static inline uint64_t train_backend_layout_id(void) {
+    const uint64_t sizes[] = {sizeof(clip_model),   sizeof(cg_starnet),         sizeof(cg_text_tower),
+                              sizeof(cg_params),    sizeof(cg_param_entry),     sizeof(adamw_state),
+                              sizeof(adamw_config), sizeof(cg_starnet_config),  sizeof(cg_text_config),
+                              sizeof(cg_rng),       offsetof(clip_model, text), offsetof(clip_model, scale),
+                              offsetof(clip_model, embed_dim)};
+    uint64_t h = 1469598103934665603ull;   /* FNV-1a over the numbers */
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) h = (h ^ sizes[i]) * 1099511628211ull;
+    return h;
+}
 
 typedef enum { TRAIN_PREC_FP32 = 0, TRAIN_PREC_BF16 = 1 } train_precision;
 
@@ -79,10 +95,13 @@ typedef struct {
 /* What a backend implements (the CPU one in backend_cpu.c, the CUDA plugin's in its .so). */
 typedef struct {
     int abi;
+    uint64_t layout_id;               /* train_backend_layout_id() as the backend was compiled */
     const char *name;
     /* device check before anything is written: a description or an error */
     int (*probe)(int device_index, char *what, size_t n);
     int (*create)(const train_backend_args *a, void **h);
+    /* a non-finite r->loss: the CPU returns before the update (the model keeps its last values);
+     * the CUDA backend has already applied it and refuses every later call but destroy/info */
     int (*step)(void *h, const float *images, const int32_t *ids, float lr, train_step_result *r);
     /* eval mode, L2-normalised rows [n, E]; any n >= 0 */
     int (*encode_images)(void *h, const float *images, int n, float *emb);

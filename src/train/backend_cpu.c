@@ -80,7 +80,8 @@ static void cpu_info(void *h, train_backend_info *i) {
 static void cpu_destroy(void *h) { free(h); }
 
 const train_backend_ops *train_backend_cpu_ops(void) {
-    static const train_backend_ops ops = {TRAIN_BACKEND_ABI, "cpu", cpu_probe, cpu_create, cpu_step,
-                                          cpu_encode_images, cpu_encode_texts, cpu_to_host, cpu_info, cpu_destroy};
+    static train_backend_ops ops = {TRAIN_BACKEND_ABI, 0, "cpu", cpu_probe, cpu_create, cpu_step,
+                                    cpu_encode_images, cpu_encode_texts, cpu_to_host, cpu_info, cpu_destroy};
+    ops.layout_id = train_backend_layout_id();
     return &ops;
 }

@@ -4,6 +4,7 @@
  *                            CPU backend's, reached through the test executable's exported
  *                            symbols exactly as the real plugin reaches clipgrid's
  *   libfake-backend-abi.so   FAKE_BACKEND_ABI set to another number: must be refused
+ *   libfake-backend-layout.so  the right ABI but another layout fingerprint: must be refused
  */
 #include <stdio.h>
 
@@ -24,6 +25,9 @@ const train_backend_ops *clipgrid_train_backend_cuda(void) {
     static train_backend_ops ops;
     ops = *train_backend_cpu_ops();
     ops.abi = FAKE_BACKEND_ABI;
+#ifdef FAKE_BACKEND_LAYOUT
+    ops.layout_id = FAKE_BACKEND_LAYOUT;
+#endif
     ops.name = "fake";
     ops.probe = fake_probe;
     return &ops;

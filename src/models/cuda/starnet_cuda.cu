@@ -125,8 +125,6 @@ static void copy_structure(cg_cuda_starnet *m, const cg_starnet *cpu, cg_precisi
     m->H = H;
     m->W = W;
     m->rng = cpu->rng;
-    for (int k = 0; k < m->n_blocks; k++)
-        if (m->blocks[k].drop_prob > 0.0f) m->any_drop = 1;
 }
 
 static void free_host(cg_cuda_starnet *m) {
@@ -253,9 +251,12 @@ static const float *block_scale(const cg_cuda_starnet *m, int k) {
 }
 
 /* Train mode: every dropping block's per-sample scales, drawn in block order from m->rng (the
- * order cg_starnet_forward draws them in), then one upload. */
+ * order cg_starnet_forward draws them in), then one upload. Decided from the blocks' rates as they
+ * are now, the same test block_drops() makes for the residual calls. */
 static int draw_drop_scales(cg_cuda_starnet *m) {
-    if (!m->train || !m->any_drop) return CG_OK;
+    int any = 0;
+    for (int k = 0; k < m->n_blocks; k++) any |= block_drops(m, k);
+    if (!any) return CG_OK;
     for (int k = 0; k < m->n_blocks; k++) {
         float *s = m->host_drop_scale + (size_t)k * m->N;
         if (block_drops(m, k)) cg_droppath_scales(&m->rng, s, m->N, m->blocks[k].drop_prob, 1);

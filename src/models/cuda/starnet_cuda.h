@@ -84,7 +84,6 @@ typedef struct {
     float *x_nchw;                       /* the images as given, [N, 3, H, W] float (device), before
                                           * cg_cuda_nchw_to_cnhw writes x */
     cg_rng rng;                          /* DropPath draws (the CPU model's generator, continued) */
-    int any_drop;                        /* some block has drop_prob > 0 */
     float *drop_scale, *host_drop_scale; /* [n_blocks, N] per-sample scales: device (arena), host */
 } cg_cuda_starnet;
 

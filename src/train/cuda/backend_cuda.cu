@@ -9,6 +9,7 @@
  * With --accum-steps the towers hold a micro-batch, and so does each eval chunk.
  * Not yet run on a GPU (see docs/cuda.md).
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@ typedef struct {
     cg_cuda_ctx *ctx;
     cg_cuda_clip m;
     int have_model;
+    int poisoned;                    /* a step ran on a non-finite loss: its update reached the weights */
     size_t used_before, used_peak;   /* device-wide use before our allocations, largest seen since */
     int64_t steps;
     float *img, *emb;                /* host staging: [B, 3, S, S], [B, E] */
@@ -108,8 +110,12 @@ static int cuda_create(const train_backend_args *a, void **h) {
 static int cuda_step(void *h, const float *images, const int32_t *ids, float lr, train_step_result *r) {
     cuda_backend *b = (cuda_backend *)h;
     memset(r, 0, sizeof *r);
+    if (b->poisoned) return cg_error_set(CG_ERR_STATE, "--device cuda: a step after a non-finite loss");
     int rc = cg_cuda_clip_step(&b->m, images, ids, lr, &r->loss, &r->acc_i2t);
     if (rc) return rc;
+    /* the loss is read after the update (one synchronisation a step), so unlike the CPU backend
+     * the device has already applied a non-finite step: refuse to hand that model on */
+    if (!isfinite(r->loss)) b->poisoned = 1;
     r->grad_norm = b->m.last_grad_norm;
     r->logit_scale = b->m.last_scale;
     if (++b->steps == 1) note_memory(b);   /* everything is allocated by now; cuBLAS may add its own once */
@@ -121,8 +127,14 @@ static void take_rows(cuda_backend *b, int n, float *out) {
     l2_normalize_rows(b->emb, out, NULL, n, b->a.model->embed_dim);
 }
 
+static int refuse_poisoned(const cuda_backend *b) {
+    return cg_error_set(CG_ERR_STATE, "--device cuda: the device model took a step on a non-finite loss; it cannot be "
+                        "evaluated or saved");
+}
+
 static int cuda_encode_images(void *h, const float *images, int n, float *emb) {
     cuda_backend *b = (cuda_backend *)h;
+    if (b->poisoned) return refuse_poisoned(b);
     int B = b->m.mb, E = b->a.model->embed_dim;   /* the towers' batch (a micro-batch with --accum-steps) */
     size_t plane = (size_t)3 * b->a.image_size * b->a.image_size;
     for (int s = 0; s < n; s += B) {
@@ -138,6 +150,7 @@ static int cuda_encode_images(void *h, const float *images, int n, float *emb) {
 
 static int cuda_encode_texts(void *h, const int32_t *ids, int n, float *emb) {
     cuda_backend *b = (cuda_backend *)h;
+    if (b->poisoned) return refuse_poisoned(b);
     int B = b->m.mb, T = b->a.context, E = b->a.model->embed_dim;
     for (int s = 0; s < n; s += B) {
         int k = n - s < B ? n - s : B;
@@ -152,6 +165,7 @@ static int cuda_encode_texts(void *h, const int32_t *ids, int n, float *emb) {
 
 static int cuda_to_host(void *h) {
     cuda_backend *b = (cuda_backend *)h;
+    if (b->poisoned) return refuse_poisoned(b);
     note_memory(b);
     return cg_cuda_clip_download(&b->m, b->a.model, b->a.opt_img, b->a.opt_txt, b->a.opt_scale, 0);
 }
@@ -167,8 +181,8 @@ static void cuda_info(void *h, train_backend_info *i) {
 }
 
 extern "C" __attribute__((visibility("default"))) const train_backend_ops *clipgrid_train_backend_cuda(void) {
-    static const train_backend_ops ops = {TRAIN_BACKEND_ABI, "cuda", cuda_probe, cuda_create, cuda_step,
-                                          cuda_encode_images, cuda_encode_texts, cuda_to_host, cuda_info,
-                                          cuda_destroy};
+    static train_backend_ops ops = {TRAIN_BACKEND_ABI, 0, "cuda", cuda_probe, cuda_create, cuda_step,
+                                    cuda_encode_images, cuda_encode_texts, cuda_to_host, cuda_info, cuda_destroy};
+    ops.layout_id = train_backend_layout_id();
     return &ops;
 }
