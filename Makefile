@@ -5,13 +5,14 @@
 
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
+BUILD_EMU  ?= build-emu
 JOBS       ?= $(shell nproc)
 CMAKE_FLAGS ?=
 ifeq ($(CI),true)
 CMAKE_FLAGS += -DCLIPGRID_WERROR=ON
 endif
 
-.PHONY: all build test test-asan demo bench deps clean help
+.PHONY: all build test test-asan test-cuda-emu demo bench deps clean help
 
 all: build
 
@@ -19,6 +20,7 @@ help:
 	@echo "make demo       run the demo grid (configs/demo.json) and print its summary"
 	@echo "make test       build and run every test (ctest)"
 	@echo "make test-asan  the same under AddressSanitizer + UBSan ($(BUILD_ASAN)/), without the slow learning tests"
+	@echo "make test-cuda-emu  the CUDA backend's tests on the CPU emulator (tools/cuda_emu, $(BUILD_EMU)/)"
 	@echo "make bench      build and run the launcher benchmarks"
 	@echo "make deps       install the Debian packages (scripts/install-deps.sh)"
 
@@ -45,6 +47,13 @@ test-asan: deps
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS) -LE slow
 
+# The CUDA backend's device tests (ctest label cuda) run on the CPU emulator: every kernel, the
+# cuBLAS calls as documented, the towers, the CLIP step and `clipgrid train --device cuda`.
+test-cuda-emu: deps
+	cmake -S . -B $(BUILD_EMU) -DCLIPGRID_CUDA_EMU=ON $(filter-out -DCLIPGRID_WERROR=ON,$(CMAKE_FLAGS))
+	cmake --build $(BUILD_EMU) -j $(JOBS)
+	cd $(BUILD_EMU) && ctest --output-on-failure -j $(JOBS) -L cuda
+
 demo: build
 	bash scripts/demo.sh $(BUILD)/clipgrid
 
@@ -52,4 +61,4 @@ bench: build
 	bash bench/run.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_EMU)

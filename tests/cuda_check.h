@@ -16,6 +16,7 @@
 #include "check.h"
 #include "core/log.h"
 #include "nn/cuda/cg_cuda.h"
+#include "nn/params.h"
 
 #define OK(call) do { int ok_rc_ = (call); if (ok_rc_) fprintf(stderr, "  FAIL %s:%d: %s -> %d: %s\n", __FILE__, __LINE__, \
     #call, ok_rc_, cg_error_message()); CHECK(ok_rc_ == CG_OK); } while (0)
@@ -29,6 +30,51 @@ static inline double rel_err(const float *got, const float *ref, int64_t n) {
         if (fabs((double)ref[i]) > maxref) maxref = fabs((double)ref[i]);
     }
     return maxref > 0 ? maxerr / maxref : maxerr;
+}
+
+/* ||got - ref|| / ||ref|| (L2), INFINITY for NaN */
+static inline double l2_rel_err(const float *got, const float *ref, int64_t n) {
+    double se = 0, sr = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (isnan(got[i]) || isnan(ref[i])) return INFINITY;
+        double e = (double)got[i] - (double)ref[i];
+        se += e * e;
+        sr += (double)ref[i] * ref[i];
+    }
+    return sr > 0 ? sqrt(se / sr) : sqrt(se);
+}
+
+static inline double max_abs(const float *x, int64_t n) {
+    double m = 0;
+    for (int64_t i = 0; i < n; i++) m = fabs((double)x[i]) > m ? fabs((double)x[i]) : m;
+    return m;
+}
+
+/* Largest |gradient| over the parameters of a set (the scale of the zero-gradient floor below). */
+static inline double grads_max_abs(const cg_params *p) {
+    double m = 0;
+    for (int i = 0; i < p->n; i++)
+        if (p->e[i].kind == CG_KIND_PARAM) {
+            double t = max_abs(p->grads + p->e[i].offset, p->e[i].numel);
+            if (t > m) m = t;
+        }
+    return m;
+}
+
+/* A tensor whose true gradient is zero — a conv bias before a train-mode BatchNorm (the batch
+ * mean removes it), attention's key bias (softmax ignores a constant per query) — holds only
+ * rounding noise on both sides, and the relative error of noise means nothing. So a reference
+ * tensor whose largest |value| is below ref_floor (1e-5 of the model's largest gradient: the
+ * fp32 reference's noise is ~1e-9 of it, its smallest real gradient far above) is checked as
+ * "the device's stays below dev_floor" (the device's own noise: fp32 like the CPU's, bf16 a few
+ * 1e-3 of the largest gradient); returns 1 when the tensor is such a case (and sets *pass), 0
+ * when it should be compared relatively. */
+static inline int zero_grad_case(const float *got, const float *ref, int64_t n, double ref_floor, double dev_floor,
+                                 int *pass, double *got_max) {
+    if (max_abs(ref, n) >= ref_floor) return 0;
+    *got_max = max_abs(got, n);
+    *pass = *got_max <= dev_floor;
+    return 1;
 }
 
 static inline void round_bf16(float *x, int64_t n) {

@@ -15,8 +15,13 @@
  * bf16 storage of activations and activation gradients through the whole tower.
  *
  * Metric per tensor: max |gpu - cpu| / max |cpu|. Tolerances: fp32 forward 1e-4, gradients
- * 1e-3, running stats 1e-4; bf16 forward 5e-2, gradients 1e-1, running stats 2e-2 (guesses for a
- * 20-layer tower, NOT yet calibrated on a device). NaN never passes.
+ * 1e-3, running stats 1e-4; bf16 forward 5e-2, running stats 2e-2, gradients 0.4 with an L2
+ * relative error (||gpu - cpu|| / ||cpu||) within 0.15 — bf16 activations flip ReLU6 masks and
+ * BatchNorm over 12 values (the last stage at B = 3) amplifies: on the CPU emulator
+ * (tools/cuda_emu) the worst were max 0.25 / L2 0.10 in train mode, 0.10 / 0.036 in eval mode,
+ * forward 0.011, running stats 0.018; fp32 forward 6.4e-7, gradients 1.2e-5, stats 7.8e-7.
+ * A tensor with a zero true gradient (conv biases before a train-mode BN) is held to the
+ * zero-gradient rule of cuda_check.h instead. Not yet run on a GPU. NaN never passes.
  *
  * No device: prints "no CUDA device: skipped" and exits 77 (ctest: skipped).
  */
@@ -47,24 +52,41 @@ static double worst[2][3];   /* [precision][forward, grads, stats]: worst error 
 
 
 
+/* max relative error (of the tensor's largest |ref|) within tol; and, when tol_l2 > 0, the L2
+ * relative error within tol_l2 */
 static void compare(const char *what, const char *name, cg_precision p, int slot, const float *got, const float *ref,
-                    int64_t n, double tol) {
-    double e = rel_err(got, ref, n);
+                    int64_t n, double tol, double tol_l2) {
+    double e = rel_err(got, ref, n), l2 = l2_rel_err(got, ref, n);
     if (e > worst[p][slot]) worst[p][slot] = e;
-    int pass = e <= tol;
+    int pass = e <= tol && (tol_l2 <= 0 || l2 <= tol_l2);
     if (!pass || getenv("CLIPGRID_CUDA_STARNET_VERBOSE"))
-        fprintf(stderr, "  %s %-6s %-44s max rel %.3g (tol %.3g)%s\n", cg_prec_name(p), what, name, e, tol,
-                pass ? "" : "  FAIL");
+        fprintf(stderr, "  %s %-6s %-44s max rel %.3g (tol %.3g), L2 rel %.3g (tol %.3g)%s\n", cg_prec_name(p), what, name, e,
+                tol, l2, tol_l2, pass ? "" : "  FAIL");
     CHECK(pass);
 }
 
 
 /* every parameter gradient of `got` (downloaded) against the CPU model's */
-static void compare_grads(const char *what, cg_precision p, const cg_params *got, const cg_params *ref, double tol) {
+/* every parameter gradient of `got` (downloaded) against the CPU model's: max relative error
+ * within tol and (tol_l2 > 0) L2 relative error within tol_l2; tensors with a zero true gradient
+ * by the floor rule of cuda_check.h, the device's noise allowed up to dev_floor_rel of the
+ * largest gradient */
+static void compare_grads(const char *what, cg_precision p, const cg_params *got, const cg_params *ref, double tol,
+                          double tol_l2, double dev_floor_rel) {
+    double largest = grads_max_abs(ref);
     for (int i = 0; i < ref->n; i++) {
         if (ref->e[i].kind != CG_KIND_PARAM) continue;
         const float *g = got->grads + ref->e[i].offset, *r = ref->grads + ref->e[i].offset;
-        compare(what, ref->e[i].name, p, 1, g, r, ref->e[i].numel, tol);
+        int pass = 0;
+        double gmax = 0;
+        if (zero_grad_case(g, r, ref->e[i].numel, 1e-5 * largest, dev_floor_rel * largest, &pass, &gmax)) {
+            if (!pass || getenv("CLIPGRID_CUDA_STARNET_VERBOSE"))
+                fprintf(stderr, "  %s %-6s %-44s zero gradient: |device| max %.3g (allowed %.3g)%s\n", cg_prec_name(p),
+                        what, ref->e[i].name, gmax, dev_floor_rel * largest, pass ? "" : "  FAIL");
+            CHECK(pass);
+            continue;
+        }
+        compare(what, ref->e[i].name, p, 1, g, r, ref->e[i].numel, tol, tol_l2);
     }
 }
 
@@ -72,7 +94,7 @@ static void compare_buffers(const char *what, cg_precision p, const cg_params *g
     for (int i = 0; i < ref->n; i++) {
         const cg_param_entry *e = &ref->e[i];
         if (e->kind == CG_KIND_BUFFER)
-            compare(what, e->name, p, 2, got->buffers + e->offset, ref->buffers + e->offset, e->numel, tol);
+            compare(what, e->name, p, 2, got->buffers + e->offset, ref->buffers + e->offset, e->numel, tol, 0);
         else if (e->kind == CG_KIND_COUNTER)
             CHECK_EQ_INT(got->counters[e->offset], ref->counters[e->offset]);
     }
@@ -83,7 +105,7 @@ static void run_precision(cg_precision p, float drop) {
     CHECK(cfg != NULL);
     if (!cfg) return;
     double tol_fwd = p == CG_PREC_FP32 ? 1e-4 : 5e-2;
-    double tol_grad = p == CG_PREC_FP32 ? 1e-3 : 1e-1;
+    double tol_grad = p == CG_PREC_FP32 ? 1e-3 : 0.4, tol_grad_l2 = p == CG_PREC_FP32 ? 0 : 0.15;
     double tol_stats = p == CG_PREC_FP32 ? 1e-4 : 2e-2;
 
     cg_starnet cpu, dl;
@@ -139,7 +161,7 @@ static void run_precision(cg_precision p, float drop) {
         cg_starnet_forward(&cpu, images, B, HW, HW, train);
         OK(cg_cuda_starnet_forward(&m, images, train));
         OK(cg_cuda_starnet_read_emb(&m, emb));
-        compare(fw, "emb (forward)", p, 0, emb, cpu.emb.data, nemb, tol_fwd);
+        compare(fw, "emb (forward)", p, 0, emb, cpu.emb.data, nemb, tol_fwd, 0);
 
         cg_params_zero_grad(&cpu.params);
         cg_starnet_backward(&cpu, demb);
@@ -148,7 +170,7 @@ static void run_precision(cg_precision p, float drop) {
         OK(cg_cuda_starnet_backward(&m, m.d_emb));
         OK(cg_cuda_sync(ctx));
         OK(cg_cuda_starnet_download(&m, &dl.params, 1));
-        compare_grads(fw, p, &dl.params, &cpu.params, tol_grad);
+        compare_grads(fw, p, &dl.params, &cpu.params, tol_grad, tol_grad_l2, p == CG_PREC_FP32 ? 1e-5 : 2e-2);
         compare_buffers(fw, p, &dl.params, &cpu.params, tol_stats);
         /* parameters are untouched by forward and backward */
         CHECK(!memcmp(dl.params.params, cpu.params.params, (size_t)cpu.params.n_params * sizeof(float)));

@@ -17,7 +17,9 @@
  * storage of activations and activation gradients through the tower.
  *
  * Metric per tensor: max |gpu - cpu| / max |cpu|. Tolerances: fp32 forward 1e-4, gradients 1e-3;
- * bf16 forward 5e-2, gradients 1e-1 (guesses for a 2-layer tower, NOT yet calibrated on a device).
+ * bf16 forward 5e-2, gradients 1e-1 (on the CPU emulator, tools/cuda_emu: fp32 5.6e-7 / 1.8e-6,
+ * bf16 8e-3 / 1.9e-2; not yet run on a GPU). Attention's key bias has a zero true gradient
+ * (softmax ignores a constant per query): it is held to cuda_check.h's zero-gradient rule.
  * NaN never passes.
  *
  * No device: prints "no CUDA device: skipped" and exits 77 (ctest: skipped).
@@ -47,23 +49,40 @@ static double worst[2][2];   /* [precision][forward, grads]: worst error seen */
 
 
 
+/* max relative error (of the tensor's largest |ref|) within tol; and, when tol_l2 > 0, the L2
+ * relative error within tol_l2 */
 static void compare(const char *tower, const char *name, cg_precision p, int slot, const float *got, const float *ref,
-                    int64_t n, double tol) {
-    double e = rel_err(got, ref, n);
+                    int64_t n, double tol, double tol_l2) {
+    double e = rel_err(got, ref, n), l2 = l2_rel_err(got, ref, n);
     if (e > worst[p][slot]) worst[p][slot] = e;
-    int pass = e <= tol;
+    int pass = e <= tol && (tol_l2 <= 0 || l2 <= tol_l2);
     if (!pass || getenv("CLIPGRID_CUDA_TEXT_VERBOSE"))
-        fprintf(stderr, "  %s %-10s %-58s max rel %.3g (tol %.3g)%s\n", cg_prec_name(p), tower, name, e, tol,
-                pass ? "" : "  FAIL");
+        fprintf(stderr, "  %s %-10s %-58s max rel %.3g (tol %.3g), L2 rel %.3g (tol %.3g)%s\n", cg_prec_name(p), tower, name, e,
+                tol, l2, tol_l2, pass ? "" : "  FAIL");
     CHECK(pass);
 }
 
 
-static void compare_grads(const char *tower, cg_precision p, const cg_params *got, const cg_params *ref, double tol) {
+/* every parameter gradient of `got` (downloaded) against the CPU model's: max relative error
+ * within tol and (tol_l2 > 0) L2 relative error within tol_l2; tensors with a zero true gradient
+ * by the floor rule of cuda_check.h, the device's noise allowed up to dev_floor_rel of the
+ * largest gradient */
+static void compare_grads(const char *tower, cg_precision p, const cg_params *got, const cg_params *ref, double tol,
+                          double tol_l2, double dev_floor_rel) {
+    double largest = grads_max_abs(ref);
     for (int i = 0; i < ref->n; i++) {
         if (ref->e[i].kind != CG_KIND_PARAM) continue;
         const float *g = got->grads + ref->e[i].offset, *r = ref->grads + ref->e[i].offset;
-        compare(tower, ref->e[i].name, p, 1, g, r, ref->e[i].numel, tol);
+        int pass = 0;
+        double gmax = 0;
+        if (zero_grad_case(g, r, ref->e[i].numel, 1e-5 * largest, dev_floor_rel * largest, &pass, &gmax)) {
+            if (!pass || getenv("CLIPGRID_CUDA_TEXT_VERBOSE"))
+                fprintf(stderr, "  %s %-6s %-44s zero gradient: |device| max %.3g (allowed %.3g)%s\n", cg_prec_name(p),
+                        tower, ref->e[i].name, gmax, dev_floor_rel * largest, pass ? "" : "  FAIL");
+            CHECK(pass);
+            continue;
+        }
+        compare(tower, ref->e[i].name, p, 1, g, r, ref->e[i].numel, tol, tol_l2);
     }
 }
 
@@ -94,7 +113,7 @@ static void run_tower(const char *name, cg_precision p) {
     CHECK(cfg != NULL);
     if (!cfg) return;
     double tol_fwd = p == CG_PREC_FP32 ? 1e-4 : 5e-2;
-    double tol_grad = p == CG_PREC_FP32 ? 1e-3 : 1e-1;
+    double tol_grad = p == CG_PREC_FP32 ? 1e-3 : 1e-1, tol_grad_l2 = 0;
     int T = cfg->context;
 
     cg_text_tower cpu, dl;
@@ -129,7 +148,7 @@ static void run_tower(const char *name, cg_precision p) {
         OK(cg_text_forward(&cpu, ids, B, T));
         OK(cg_cuda_text_forward(&m, ids));
         OK(cg_cuda_text_read_emb(&m, emb));
-        compare(name, "emb (forward)", p, 0, emb, cpu.emb.data, nemb, tol_fwd);
+        compare(name, "emb (forward)", p, 0, emb, cpu.emb.data, nemb, tol_fwd, 0);
 
         cg_params_zero_grad(&cpu.params);
         cg_text_backward(&cpu, demb);
@@ -138,7 +157,7 @@ static void run_tower(const char *name, cg_precision p) {
         OK(cg_cuda_text_backward(&m, m.d_emb));
         OK(cg_cuda_sync(ctx));
         OK(cg_cuda_text_download(&m, &dl.params, 1));
-        compare_grads(name, p, &dl.params, &cpu.params, tol_grad);
+        compare_grads(name, p, &dl.params, &cpu.params, tol_grad, tol_grad_l2, p == CG_PREC_FP32 ? 1e-5 : 2e-2);
         /* parameters are untouched by forward and backward */
         CHECK(!memcmp(dl.params.params, cpu.params.params, (size_t)cpu.params.n_params * sizeof(float)));
     }

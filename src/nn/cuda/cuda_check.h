@@ -29,11 +29,15 @@ extern "C" {
 }
 #endif
 
+/* On failure the runtime's last-error state is cleared too (cudaGetLastError): an error already
+ * reported here (a failed cudaMalloc, say) must not surface again at the next launch check. */
 #define CG_CUDA_CHECK(call) do { \
     cudaError_t cg_cuda_e_ = (call); \
-    if (cg_cuda_e_ != cudaSuccess) \
+    if (cg_cuda_e_ != cudaSuccess) { \
+        (void)cudaGetLastError(); \
         return cg_error_set(CG_ERR_DEVICE, "%s:%d: %s: %s (%s)", __FILE__, __LINE__, #call, \
                             cudaGetErrorString(cg_cuda_e_), cudaGetErrorName(cg_cuda_e_)); \
+    } \
 } while (0)
 
 #define CG_CUBLAS_CHECK(call) do { \

@@ -1,0 +1,28 @@
+#!/usr/bin/perl
+# rewrite_launches.pl IN OUT — the CUDA emulator's one source change (tools/cuda_emu/README.md):
+# every kernel launch `NAME<<<CONFIG>>>(ARGS)` becomes
+#   cg_emu_launch(cg_emu_cfg(CONFIG), [&]() { NAME(ARGS); }, "NAME")
+# (NAME may carry template arguments; ARGS may span lines, also inside a macro definition).
+# A `#line 1 "IN"` first keeps compiler messages pointing at the real source.
+use strict;
+use warnings;
+
+my ($in, $out) = @ARGV;
+die "usage: rewrite_launches.pl IN OUT\n" unless defined $out;
+open(my $fh, '<', $in) or die "$in: $!\n";
+my $src = do { local $/; <$fh> };
+close $fh;
+
+my $parens = qr/(\((?:[^()]++|(?-1))*+\))/;           # balanced (...)
+my $tmpl = qr/(?:<(?:[^<>;]++|<[^<>;]*>)*>)?/;         # optional <...> (one level of nesting)
+my $n = 0;
+$src =~ s{([A-Za-z_]\w*$tmpl)\s*<<<((?:(?!>>>).)*?)>>>\s*$parens}{
+    my ($name, $cfg, $args) = ($1, $2, $3);
+    (my $label = $name) =~ s/"/\\"/g;
+    $n++;
+    "cg_emu_launch(cg_emu_cfg($cfg), [&]() { $name$args; }, \"$label\")"
+}gse;
+die "$in: a <<< left after the rewrite (an unusual launch form?)\n" if $src =~ /<<</;
+open(my $oh, '>', $out) or die "$out: $!\n";
+print $oh "#line 1 \"$in\"\n", $src;
+close $oh;
