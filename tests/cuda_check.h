@@ -11,6 +11,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -75,6 +76,49 @@ static inline int zero_grad_case(const float *got, const float *ref, int64_t n, 
     *got_max = max_abs(got, n);
     *pass = *got_max <= dev_floor;
     return 1;
+}
+
+/* ---- per-tensor comparison shared by the tower tests (test_cuda_starnet, test_cuda_text) ---- */
+
+/* [precision][forward, gradients, stats]: the worst max-relative error seen, for the summary */
+static inline double (*cmp_worst(void))[3] {
+    static double w[2][3];
+    return w;
+}
+
+/* max relative error (of the tensor's largest |ref|) within tol and, when tol_l2 > 0, the L2
+ * relative error within tol_l2; printed when it fails or when $verbose_env is set */
+static inline void cmp_tensor(const char *verbose_env, const char *who, const char *name, cg_precision p, int slot,
+                              const float *got, const float *ref, int64_t n, double tol, double tol_l2) {
+    double e = rel_err(got, ref, n), l2 = l2_rel_err(got, ref, n);
+    if (e > cmp_worst()[p][slot]) cmp_worst()[p][slot] = e;
+    int pass = e <= tol && (tol_l2 <= 0 || l2 <= tol_l2);
+    if (!pass || getenv(verbose_env))
+        fprintf(stderr, "  %s %-10s %-58s max rel %.3g (tol %.3g), L2 rel %.3g (tol %.3g)%s\n", cg_prec_name(p), who, name,
+                e, tol, l2, tol_l2, pass ? "" : "  FAIL");
+    CHECK(pass);
+}
+
+/* every parameter gradient of `got` (downloaded) against the CPU's, by cmp_tensor; tensors with a
+ * zero true gradient by the floor rule above, the device's noise allowed up to dev_floor_rel of
+ * the largest gradient */
+static inline void cmp_grads(const char *verbose_env, const char *who, cg_precision p, const cg_params *got,
+                             const cg_params *ref, double tol, double tol_l2, double dev_floor_rel) {
+    double largest = grads_max_abs(ref);
+    for (int i = 0; i < ref->n; i++) {
+        if (ref->e[i].kind != CG_KIND_PARAM) continue;
+        const float *g = got->grads + ref->e[i].offset, *r = ref->grads + ref->e[i].offset;
+        int pass = 0;
+        double gmax = 0;
+        if (zero_grad_case(g, r, ref->e[i].numel, 1e-5 * largest, dev_floor_rel * largest, &pass, &gmax)) {
+            if (!pass || getenv(verbose_env))
+                fprintf(stderr, "  %s %-10s %-58s zero gradient: |device| max %.3g (allowed %.3g)%s\n", cg_prec_name(p), who,
+                        ref->e[i].name, gmax, dev_floor_rel * largest, pass ? "" : "  FAIL");
+            CHECK(pass);
+            continue;
+        }
+        cmp_tensor(verbose_env, who, ref->e[i].name, p, 1, g, r, ref->e[i].numel, tol, tol_l2);
+    }
 }
 
 static inline void round_bf16(float *x, int64_t n) {

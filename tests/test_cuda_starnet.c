@@ -48,53 +48,16 @@
 #define SEED 1234
 
 static cg_cuda_ctx *ctx;
-static double worst[2][3];   /* [precision][forward, grads, stats]: worst error seen */
 
 
 
-/* max relative error (of the tensor's largest |ref|) within tol; and, when tol_l2 > 0, the L2
- * relative error within tol_l2 */
-static void compare(const char *what, const char *name, cg_precision p, int slot, const float *got, const float *ref,
-                    int64_t n, double tol, double tol_l2) {
-    double e = rel_err(got, ref, n), l2 = l2_rel_err(got, ref, n);
-    if (e > worst[p][slot]) worst[p][slot] = e;
-    int pass = e <= tol && (tol_l2 <= 0 || l2 <= tol_l2);
-    if (!pass || getenv("CLIPGRID_CUDA_STARNET_VERBOSE"))
-        fprintf(stderr, "  %s %-6s %-44s max rel %.3g (tol %.3g), L2 rel %.3g (tol %.3g)%s\n", cg_prec_name(p), what, name, e,
-                tol, l2, tol_l2, pass ? "" : "  FAIL");
-    CHECK(pass);
-}
-
-
-/* every parameter gradient of `got` (downloaded) against the CPU model's */
-/* every parameter gradient of `got` (downloaded) against the CPU model's: max relative error
- * within tol and (tol_l2 > 0) L2 relative error within tol_l2; tensors with a zero true gradient
- * by the floor rule of cuda_check.h, the device's noise allowed up to dev_floor_rel of the
- * largest gradient */
-static void compare_grads(const char *what, cg_precision p, const cg_params *got, const cg_params *ref, double tol,
-                          double tol_l2, double dev_floor_rel) {
-    double largest = grads_max_abs(ref);
-    for (int i = 0; i < ref->n; i++) {
-        if (ref->e[i].kind != CG_KIND_PARAM) continue;
-        const float *g = got->grads + ref->e[i].offset, *r = ref->grads + ref->e[i].offset;
-        int pass = 0;
-        double gmax = 0;
-        if (zero_grad_case(g, r, ref->e[i].numel, 1e-5 * largest, dev_floor_rel * largest, &pass, &gmax)) {
-            if (!pass || getenv("CLIPGRID_CUDA_STARNET_VERBOSE"))
-                fprintf(stderr, "  %s %-6s %-44s zero gradient: |device| max %.3g (allowed %.3g)%s\n", cg_prec_name(p),
-                        what, ref->e[i].name, gmax, dev_floor_rel * largest, pass ? "" : "  FAIL");
-            CHECK(pass);
-            continue;
-        }
-        compare(what, ref->e[i].name, p, 1, g, r, ref->e[i].numel, tol, tol_l2);
-    }
-}
+#define VERBOSE "CLIPGRID_CUDA_STARNET_VERBOSE"
 
 static void compare_buffers(const char *what, cg_precision p, const cg_params *got, const cg_params *ref, double tol) {
     for (int i = 0; i < ref->n; i++) {
         const cg_param_entry *e = &ref->e[i];
         if (e->kind == CG_KIND_BUFFER)
-            compare(what, e->name, p, 2, got->buffers + e->offset, ref->buffers + e->offset, e->numel, tol, 0);
+            cmp_tensor(VERBOSE, what, e->name, p, 2, got->buffers + e->offset, ref->buffers + e->offset, e->numel, tol, 0);
         else if (e->kind == CG_KIND_COUNTER)
             CHECK_EQ_INT(got->counters[e->offset], ref->counters[e->offset]);
     }
@@ -161,7 +124,7 @@ static void run_precision(cg_precision p, float drop) {
         cg_starnet_forward(&cpu, images, B, HW, HW, train);
         OK(cg_cuda_starnet_forward(&m, images, train));
         OK(cg_cuda_starnet_read_emb(&m, emb));
-        compare(fw, "emb (forward)", p, 0, emb, cpu.emb.data, nemb, tol_fwd, 0);
+        cmp_tensor(VERBOSE, fw, "emb (forward)", p, 0, emb, cpu.emb.data, nemb, tol_fwd, 0);
 
         cg_params_zero_grad(&cpu.params);
         cg_starnet_backward(&cpu, demb);
@@ -170,7 +133,7 @@ static void run_precision(cg_precision p, float drop) {
         OK(cg_cuda_starnet_backward(&m, m.d_emb));
         OK(cg_cuda_sync(ctx));
         OK(cg_cuda_starnet_download(&m, &dl.params, 1));
-        compare_grads(fw, p, &dl.params, &cpu.params, tol_grad, tol_grad_l2, p == CG_PREC_FP32 ? 1e-5 : 2e-2);
+        cmp_grads(VERBOSE, fw, p, &dl.params, &cpu.params, tol_grad, tol_grad_l2, p == CG_PREC_FP32 ? 1e-5 : 2e-2);
         compare_buffers(fw, p, &dl.params, &cpu.params, tol_stats);
         /* parameters are untouched by forward and backward */
         CHECK(!memcmp(dl.params.params, cpu.params.params, (size_t)cpu.params.n_params * sizeof(float)));
@@ -212,7 +175,7 @@ int main(void) {
     TEST_RUN(test_bf16_drop_path);
     for (int p = 0; p < 2; p++)
         fprintf(stderr, "%s worst: forward %.3g, gradients %.3g, running stats %.3g\n",
-                cg_prec_name((cg_precision)p), worst[p][0], worst[p][1], worst[p][2]);
+                cg_prec_name((cg_precision)p), cmp_worst()[p][0], cmp_worst()[p][1], cmp_worst()[p][2]);
     if (cg_cuda_sync(ctx)) {
         fprintf(stderr, "FAIL: asynchronous CUDA error: %s\n", cg_error_message());
         check_tests_failed++;

@@ -45,46 +45,10 @@
 #define SEED 4321
 
 static cg_cuda_ctx *ctx;
-static double worst[2][2];   /* [precision][forward, grads]: worst error seen */
 
 
 
-/* max relative error (of the tensor's largest |ref|) within tol; and, when tol_l2 > 0, the L2
- * relative error within tol_l2 */
-static void compare(const char *tower, const char *name, cg_precision p, int slot, const float *got, const float *ref,
-                    int64_t n, double tol, double tol_l2) {
-    double e = rel_err(got, ref, n), l2 = l2_rel_err(got, ref, n);
-    if (e > worst[p][slot]) worst[p][slot] = e;
-    int pass = e <= tol && (tol_l2 <= 0 || l2 <= tol_l2);
-    if (!pass || getenv("CLIPGRID_CUDA_TEXT_VERBOSE"))
-        fprintf(stderr, "  %s %-10s %-58s max rel %.3g (tol %.3g), L2 rel %.3g (tol %.3g)%s\n", cg_prec_name(p), tower, name, e,
-                tol, l2, tol_l2, pass ? "" : "  FAIL");
-    CHECK(pass);
-}
-
-
-/* every parameter gradient of `got` (downloaded) against the CPU model's: max relative error
- * within tol and (tol_l2 > 0) L2 relative error within tol_l2; tensors with a zero true gradient
- * by the floor rule of cuda_check.h, the device's noise allowed up to dev_floor_rel of the
- * largest gradient */
-static void compare_grads(const char *tower, cg_precision p, const cg_params *got, const cg_params *ref, double tol,
-                          double tol_l2, double dev_floor_rel) {
-    double largest = grads_max_abs(ref);
-    for (int i = 0; i < ref->n; i++) {
-        if (ref->e[i].kind != CG_KIND_PARAM) continue;
-        const float *g = got->grads + ref->e[i].offset, *r = ref->grads + ref->e[i].offset;
-        int pass = 0;
-        double gmax = 0;
-        if (zero_grad_case(g, r, ref->e[i].numel, 1e-5 * largest, dev_floor_rel * largest, &pass, &gmax)) {
-            if (!pass || getenv("CLIPGRID_CUDA_TEXT_VERBOSE"))
-                fprintf(stderr, "  %s %-6s %-44s zero gradient: |device| max %.3g (allowed %.3g)%s\n", cg_prec_name(p),
-                        tower, ref->e[i].name, gmax, dev_floor_rel * largest, pass ? "" : "  FAIL");
-            CHECK(pass);
-            continue;
-        }
-        compare(tower, ref->e[i].name, p, 1, g, r, ref->e[i].numel, tol, tol_l2);
-    }
-}
+#define VERBOSE "CLIPGRID_CUDA_TEXT_VERBOSE"
 
 /* random ids for pass `pass` (0 or 1) of tower kind */
 static void make_ids(const cg_text_config *c, cg_rng *rng, int32_t *ids, int T, int pass) {
@@ -148,7 +112,7 @@ static void run_tower(const char *name, cg_precision p) {
         OK(cg_text_forward(&cpu, ids, B, T));
         OK(cg_cuda_text_forward(&m, ids));
         OK(cg_cuda_text_read_emb(&m, emb));
-        compare(name, "emb (forward)", p, 0, emb, cpu.emb.data, nemb, tol_fwd, 0);
+        cmp_tensor(VERBOSE, name, "emb (forward)", p, 0, emb, cpu.emb.data, nemb, tol_fwd, 0);
 
         cg_params_zero_grad(&cpu.params);
         cg_text_backward(&cpu, demb);
@@ -157,7 +121,7 @@ static void run_tower(const char *name, cg_precision p) {
         OK(cg_cuda_text_backward(&m, m.d_emb));
         OK(cg_cuda_sync(ctx));
         OK(cg_cuda_text_download(&m, &dl.params, 1));
-        compare_grads(name, p, &dl.params, &cpu.params, tol_grad, tol_grad_l2, p == CG_PREC_FP32 ? 1e-5 : 2e-2);
+        cmp_grads(VERBOSE, name, p, &dl.params, &cpu.params, tol_grad, tol_grad_l2, p == CG_PREC_FP32 ? 1e-5 : 2e-2);
         /* parameters are untouched by forward and backward */
         CHECK(!memcmp(dl.params.params, cpu.params.params, (size_t)cpu.params.n_params * sizeof(float)));
     }
@@ -221,8 +185,8 @@ int main(void) {
     TEST_RUN(test_bert_fp32);
     TEST_RUN(test_bert_bf16);
     for (int p = 0; p < 2; p++)
-        fprintf(stderr, "%s worst: forward %.3g, gradients %.3g\n", cg_prec_name((cg_precision)p), worst[p][0],
-                worst[p][1]);
+        fprintf(stderr, "%s worst: forward %.3g, gradients %.3g\n", cg_prec_name((cg_precision)p), cmp_worst()[p][0],
+                cmp_worst()[p][1]);
     if (cg_cuda_sync(ctx)) {
         fprintf(stderr, "FAIL: asynchronous CUDA error: %s\n", cg_error_message());
         check_tests_failed++;
