@@ -25,6 +25,21 @@
 
 #include "cuda_runtime.h"
 
+/* Under AddressSanitizer every stack switch is announced (ASan's fiber interface), so a kernel's
+ * out-of-bounds access is reported as on the host, and the fibers' stacks are not mistaken for
+ * overflows: the emulator's stand-in for compute-sanitizer's memcheck. */
+#if defined(__SANITIZE_ADDRESS__)
+#define CG_EMU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CG_EMU_ASAN 1
+#endif
+#endif
+#ifdef CG_EMU_ASAN
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 uint3 threadIdx, blockIdx;
 dim3 blockDim, gridDim;
 
@@ -259,7 +274,7 @@ struct fiber {
 
 static const size_t STACK_BYTES = 256 << 10;
 static std::vector<fiber> fibers;
-static std::vector<char *> stacks;
+static std::vector<char *> &stacks = *new std::vector<char *>();   /* never destroyed: the fibers' stacks live until exit */
 #ifdef CG_EMU_FAST_SWITCH
 static void *scheduler_sp;
 #else
@@ -320,7 +335,16 @@ static void release_warp(int w) {
     warp_wait[w] = 0;
 }
 
+#ifdef CG_EMU_ASAN
+static const void *sched_stack_bottom;   /* the scheduler's stack, as ASan reports it at the first switch */
+static size_t sched_stack_size;
+static void *fiber_fake_stack[1024];
+#endif
+
 static void fiber_entry(void) {
+#ifdef CG_EMU_ASAN
+    __sanitizer_finish_switch_fiber(NULL, &sched_stack_bottom, &sched_stack_size);
+#endif
     (*cur_body)();
     int me = cur, w = me >> 5;
     fibers[(size_t)me].state = DONE;
@@ -330,6 +354,9 @@ static void fiber_entry(void) {
      * barrier then opens for the rest) */
     if (at_block > 0 && at_block == live) release_block();
     if (warp_wait[w] > 0 && warp_wait[w] == warp_live[w]) release_warp(w);
+#ifdef CG_EMU_ASAN
+    __sanitizer_start_switch_fiber(NULL, sched_stack_bottom, sched_stack_size);   /* NULL: this fiber ends */
+#endif
 #ifdef CG_EMU_FAST_SWITCH
     void *dead;
     cg_emu_switch(&dead, scheduler_sp);   /* never resumed */
@@ -340,23 +367,39 @@ static void fiber_entry(void) {
 
 /* into fiber t from the scheduler, back when it waits or finishes */
 static void resume(int t) {
+#ifdef CG_EMU_ASAN
+    void *fake = NULL;
+    __sanitizer_start_switch_fiber(&fake, stacks[(size_t)t], STACK_BYTES);
+#endif
 #ifdef CG_EMU_FAST_SWITCH
     cg_emu_switch(&scheduler_sp, fibers[(size_t)t].sp);
 #else
     swapcontext(&scheduler, &fibers[(size_t)t].uc);
 #endif
+#ifdef CG_EMU_ASAN
+    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+#endif
 }
 
 /* from the running fiber back to the scheduler */
 static void yield_to_scheduler(int me) {
+#ifdef CG_EMU_ASAN
+    __sanitizer_start_switch_fiber(&fiber_fake_stack[me], sched_stack_bottom, sched_stack_size);
+#endif
 #ifdef CG_EMU_FAST_SWITCH
     cg_emu_switch(&fibers[(size_t)me].sp, scheduler_sp);
 #else
     swapcontext(&fibers[(size_t)me].uc, &scheduler);
 #endif
+#ifdef CG_EMU_ASAN
+    __sanitizer_finish_switch_fiber(fiber_fake_stack[me], NULL, NULL);
+#endif
 }
 
 static void fiber_init(fiber &f, char *stack, int t) {
+#ifdef CG_EMU_ASAN
+    __asan_unpoison_memory_region(stack, STACK_BYTES);   /* the frames of the fiber that used it before */
+#endif
 #ifdef CG_EMU_FAST_SWITCH
     /* the frame cg_emu_switch pops: six registers, then fiber_entry as the return address, placed
      * so that fiber_entry starts with the stack as a call leaves it (rsp = 8 mod 16). The tops
