@@ -125,6 +125,22 @@ static inline void round_bf16(float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] = cg_bf16_round(x[i]);
 }
 
+/* The test's context on device 0 with `scratch` bytes; 1 (after printing why) when it fails. */
+static inline int cuda_test_ctx(cg_cuda_ctx **ctx, size_t scratch) {
+    if (cg_cuda_ctx_create(ctx, 0, scratch) == CG_OK) return 0;
+    fprintf(stderr, "cg_cuda_ctx_create: %s\n", cg_error_message());
+    return 1;
+}
+
+/* After the tests: an asynchronous error left on the stream fails the program; the context goes. */
+static inline void cuda_test_finish(cg_cuda_ctx *ctx) {
+    if (cg_cuda_sync(ctx)) {
+        fprintf(stderr, "FAIL: asynchronous CUDA error: %s\n", cg_error_message());
+        check_tests_failed++;
+    }
+    cg_cuda_ctx_destroy(ctx);
+}
+
 /* 1 (after printing why) when device 0 cannot be used; 0 with *info filled otherwise. */
 static inline int skip_without_device(cg_cuda_device_info *info) {
     if (cg_cuda_device_query(0, info) == CG_OK) return 0;

@@ -352,20 +352,13 @@ int main(void) {
         }
         clip_model_free(&probe);
     }
-    if (cg_cuda_ctx_create(&ctx, 0, scratch)) {
-        fprintf(stderr, "cg_cuda_ctx_create: %s\n", cg_error_message());
-        return 1;
-    }
+    if (cuda_test_ctx(&ctx, scratch)) return 1;
     TEST_RUN(test_clip_tiny);
     TEST_RUN(test_bert_tiny);
     TEST_RUN(test_clip_tiny_frozen);
     TEST_RUN(test_clip_tiny_drop_path);
     TEST_RUN(test_clip_tiny_accum);
     fprintf(stderr, "worst relative error: fp32 %.3g, bf16 %.3g\n", worst[0], worst[1]);
-    if (cg_cuda_sync(ctx)) {
-        fprintf(stderr, "FAIL: asynchronous CUDA error: %s\n", cg_error_message());
-        check_tests_failed++;
-    }
-    cg_cuda_ctx_destroy(ctx);
+    cuda_test_finish(ctx);
     return TEST_REPORT();
 }

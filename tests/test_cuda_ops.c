@@ -821,10 +821,7 @@ int main(void) {
             info.cc_major, info.cc_minor, info.sm_count, (double)info.total_mem / (1 << 30), info.driver_version,
             info.runtime_version);
     cg_rng_seed(&rng, 20240607);
-    if (cg_cuda_ctx_create(&ctx, 0, (size_t)256 << 20)) {
-        fprintf(stderr, "cg_cuda_ctx_create: %s\n", cg_error_message());
-        return 1;
-    }
+    if (cuda_test_ctx(&ctx, (size_t)256 << 20)) return 1;
     TEST_RUN(test_runtime);
     TEST_RUN(test_linear);
     TEST_RUN(test_conv2d);
@@ -838,12 +835,7 @@ int main(void) {
     TEST_RUN(test_attention);
     TEST_RUN(test_clip_loss);
     TEST_RUN(test_adamw);
-    int rc = cg_cuda_sync(ctx);
-    if (rc) {
-        fprintf(stderr, "FAIL: asynchronous CUDA error: %s\n", cg_error_message());
-        check_tests_failed++;
-    }
-    cg_cuda_ctx_destroy(ctx);
+    cuda_test_finish(ctx);
     const char *json = getenv("CLIPGRID_CUDA_OPS_JSON");
     if (json) write_json(json, &info);
     free(records);

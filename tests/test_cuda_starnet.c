@@ -165,10 +165,7 @@ int main(void) {
     size_t s32 = cg_cuda_starnet_scratch_bytes(&probe, CG_PREC_FP32, B, HW, HW);
     size_t s16 = cg_cuda_starnet_scratch_bytes(&probe, CG_PREC_BF16, B, HW, HW);
     cg_starnet_free(&probe);
-    if (cg_cuda_ctx_create(&ctx, 0, s32 > s16 ? s32 : s16)) {
-        fprintf(stderr, "cg_cuda_ctx_create: %s\n", cg_error_message());
-        return 1;
-    }
+    if (cuda_test_ctx(&ctx, s32 > s16 ? s32 : s16)) return 1;
     TEST_RUN(test_fp32);
     TEST_RUN(test_bf16);
     TEST_RUN(test_fp32_drop_path);
@@ -176,10 +173,6 @@ int main(void) {
     for (int p = 0; p < 2; p++)
         fprintf(stderr, "%s worst: forward %.3g, gradients %.3g, running stats %.3g\n",
                 cg_prec_name((cg_precision)p), cmp_worst()[p][0], cmp_worst()[p][1], cmp_worst()[p][2]);
-    if (cg_cuda_sync(ctx)) {
-        fprintf(stderr, "FAIL: asynchronous CUDA error: %s\n", cg_error_message());
-        check_tests_failed++;
-    }
-    cg_cuda_ctx_destroy(ctx);
+    cuda_test_finish(ctx);
     return TEST_REPORT();
 }

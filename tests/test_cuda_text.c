@@ -176,10 +176,7 @@ int main(void) {
         }
         cg_text_free(&probe);
     }
-    if (cg_cuda_ctx_create(&ctx, 0, scratch)) {
-        fprintf(stderr, "cg_cuda_ctx_create: %s\n", cg_error_message());
-        return 1;
-    }
+    if (cuda_test_ctx(&ctx, scratch)) return 1;
     TEST_RUN(test_clip_fp32);
     TEST_RUN(test_clip_bf16);
     TEST_RUN(test_bert_fp32);
@@ -187,10 +184,6 @@ int main(void) {
     for (int p = 0; p < 2; p++)
         fprintf(stderr, "%s worst: forward %.3g, gradients %.3g\n", cg_prec_name((cg_precision)p), cmp_worst()[p][0],
                 cmp_worst()[p][1]);
-    if (cg_cuda_sync(ctx)) {
-        fprintf(stderr, "FAIL: asynchronous CUDA error: %s\n", cg_error_message());
-        check_tests_failed++;
-    }
-    cg_cuda_ctx_destroy(ctx);
+    cuda_test_finish(ctx);
     return TEST_REPORT();
 }
