@@ -117,10 +117,10 @@ static int bench_dwconv(cg_cuda_ctx *ctx, cg_precision p, int64_t C, int64_t N, 
     for (int i = 0; i < reps; i++) TRY(cg_cuda_dwconv2d_forward(ctx, p, y, x, w, b, C, N, H, W, 7));
     TRY(cg_cuda_sync(ctx));
     double tf = (now_s() - t0) / reps;
-    TRY(cg_cuda_dwconv2d_backward(ctx, p, dx, dw, db, y, x, w, C, N, H, W, 7));
+    TRY(cg_cuda_dwconv2d_backward(ctx, p, CG_GRAD_ADD, dx, dw, db, y, x, w, C, N, H, W, 7));
     TRY(cg_cuda_sync(ctx));
     t0 = now_s();
-    for (int i = 0; i < reps; i++) TRY(cg_cuda_dwconv2d_backward(ctx, p, dx, dw, db, y, x, w, C, N, H, W, 7));
+    for (int i = 0; i < reps; i++) TRY(cg_cuda_dwconv2d_backward(ctx, p, CG_GRAD_ADD, dx, dw, db, y, x, w, C, N, H, W, 7));
     TRY(cg_cuda_sync(ctx));
     double tb = (now_s() - t0) / reps;
     *fwd_gbs = (2.0 * act + (double)C * 50 * xs) / tf / 1e9;

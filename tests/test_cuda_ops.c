@@ -6,7 +6,8 @@
  * those rounded values, so the error measured is the device's own (bf16 storage of outputs and
  * intermediates), not the input rounding. Outputs that a function overwrites are poisoned with
  * NaN first, so an element it fails to write fails the comparison; accumulated outputs start
- * from random values, so "+=" is checked too. Sizes are odd on purpose (not multiples of a warp
+ * from random values, so "+=" is checked too; CG_GRAD_SET (overwrite) must give the bits of
+ * CG_GRAD_ADD into zeros without reading its NaN-filled output. Sizes are odd on purpose (not multiples of a warp
  * or a tile) and some are large enough for several blocks, partial sums and tiles.
  *
  * Metric per tensor: max |gpu - cpu| / max |cpu| (also the L2 relative error, printed).
@@ -106,6 +107,11 @@ static float *host_x(cg_precision p, const void *d, int64_t n) {
     return h;
 }
 static float *host_f(const float *d, int64_t n) { return host_x(CG_PREC_FP32, d, n); }
+static void *dev_zero(cg_precision p, int64_t n) {
+    void *d = dalloc((size_t)(n ? n : 1) * cg_prec_size(p));
+    OK(cg_cuda_fill(ctx, p, d, 0.0f, n));
+    return d;
+}
 
 /* ---------------------------------------------------------------- comparison and report */
 
@@ -235,6 +241,17 @@ static void test_runtime(void) {
     release_all();
 }
 
+/* ---------------------------------------------------------------- gradient modes
+ * CG_GRAD_SET must produce exactly what CG_GRAD_ADD produces into a zeroed buffer (the same value,
+ * rounded once) and must not read the buffer: each case runs its backward twice more, ADD into
+ * zeros (z) and SET into NaN (s), and requires equal bits. Parameter gradients of these runs go
+ * to throwaway buffers. */
+static void same_bits(const char *layer, const char *tensor, cg_precision p, const void *s, const void *z, int64_t n) {
+    char t[24];
+    snprintf(t, sizeof t, "%s SET", tensor);
+    compare(layer, t, p, host_x(p, s, n), host_x(p, z, n), n, 0.0);
+}
+
 /* ---------------------------------------------------------------- linear */
 
 static void linear_case(cg_precision p, int64_t N, int64_t in, int64_t out, int bias, int use_lt) {
@@ -257,16 +274,45 @@ static void linear_case(cg_precision p, int64_t N, int64_t in, int64_t out, int 
     compare(name, "y", p, host_x(p, gy, N * out), y, N * out, tol(p, TOL_FWD, 1e-2));
     void *gdy = dev_x(p, dy, N * out), *gdx = dev_x(p, dx0, N * in);
     float *gdw = dev_f(dw0, out * in), *gdb = dev_f(db0, out);
-    OK(cg_cuda_linear_backward(ctx, p, gdx, gdw, gdb, gdy, gx, gw, N, in, out));
+    OK(cg_cuda_linear_backward(ctx, p, CG_GRAD_ADD, gdx, gdw, gdb, gdy, gx, gw, N, in, out));
     compare(name, "dx", p, host_x(p, gdx, N * in), dx, N * in, tol(p, TOL_GRAD, 1e-2));
     compare(name, "dw", p, host_f(gdw, out * in), dw, out * in, tol(p, TOL_GRAD, 1e-2));
     compare(name, "db", p, host_f(gdb, out), db, out, tol(p, TOL_GRAD, 1e-2));
+    void *zdx = dev_zero(p, N * in), *sdx = dev_nan(p, N * in);
+    float *tdw2 = dev_f(dw0, out * in);
+    OK(cg_cuda_linear_backward(ctx, p, CG_GRAD_ADD, zdx, tdw2, NULL, gdy, gx, gw, N, in, out));
+    OK(cg_cuda_linear_backward(ctx, p, CG_GRAD_SET, sdx, tdw2, NULL, gdy, gx, gw, N, in, out));
+    same_bits(name, "dx", p, sdx, zdx, N * in);
     cg_cuda_set_use_lt(ctx, 1);
+}
+
+/* The cuBLASLt plan cache: two layers of one shape with different weights and biases share one
+ * plan (built once), and each call still uses its own bias (the only per-call attribute). */
+static void lt_cache_case(cg_precision p) {
+    int64_t N = 48, in = 32, out = 64;
+    char name[64];
+    snprintf(name, sizeof name, "linear %lldx%lld->%lld plan cache", (long long)N, (long long)in, (long long)out);
+    float *x = hrand(N * in, 0, 1, p);
+    void *gx = dev_x(p, x, N * in);
+    long before = 0;
+    for (int layer = 0; layer < 3; layer++) {
+        float *w = hrand(out * in, 0, 0.3f, p), *b = hrand(out, 0, 0.5f, p), *y = hzeros(N * out);
+        cg_tensor tx = T2(x, N, in), tw = T2(w, out, in), tb = T1(b, out), ty = T2(y, N, out);
+        cg_linear_forward(&ty, &tx, &tw, &tb);
+        void *gw = dev_x(p, w, out * in), *gb = dev_x(p, b, out), *gy = dev_nan(p, N * out);
+        if (layer == 1) before = cg_cuda_lt_plan_builds(ctx);
+        OK(cg_cuda_linear_forward(ctx, p, gy, gx, gw, gb, N, in, out));
+        char t[24];
+        snprintf(t, sizeof t, "y layer %d", layer);
+        compare(name, t, p, host_x(p, gy, N * out), y, N * out, tol(p, TOL_FWD, 1e-2));
+    }
+    CHECK(cg_cuda_lt_plan_builds(ctx) == before);   /* layers 1 and 2 reused layer 0's plan */
 }
 
 static void test_linear(void) {
     for (int i = 0; i < 2; i++) {
         cg_precision p = PRECS[i];
+        lt_cache_case(p);
         linear_case(p, 37, 24, 40, 1, 1);
         linear_case(p, 37, 24, 40, 1, 0);
         linear_case(p, 37, 24, 40, 0, 1);
@@ -299,10 +345,15 @@ static void conv_case(cg_cuda_ctx *c, const char *tag, cg_precision p, int64_t C
     compare(name, "y", p, host_x(p, gy, ny), y, ny, tol(p, TOL_FWD, 1e-2));
     void *gdy = dev_x(p, dy, ny), *gdx = dev_x(p, dx0, nx);
     float *gdw = dev_f(dw0, nw), *gdb = dev_f(db0, Cout);
-    OK(cg_cuda_conv2d_backward(c, p, gdx, gdw, gdb, gdy, gx, gw, Cin, N, H, W, Cout, k, s, pad));
+    OK(cg_cuda_conv2d_backward(c, p, CG_GRAD_ADD, gdx, gdw, gdb, gdy, gx, gw, Cin, N, H, W, Cout, k, s, pad));
     compare(name, "dx", p, host_x(p, gdx, nx), dx, nx, tol(p, TOL_GRAD, 1.5e-2));
     compare(name, "dw", p, host_f(gdw, nw), dw, nw, tol(p, TOL_GRAD, 1e-2));
     compare(name, "db", p, host_f(gdb, Cout), db, Cout, tol(p, TOL_GRAD, 1e-2));
+    void *zdx = dev_zero(p, nx), *sdx = dev_nan(p, nx);
+    float *tdw2 = dev_f(dw0, nw);
+    OK(cg_cuda_conv2d_backward(c, p, CG_GRAD_ADD, zdx, tdw2, NULL, gdy, gx, gw, Cin, N, H, W, Cout, k, s, pad));
+    OK(cg_cuda_conv2d_backward(c, p, CG_GRAD_SET, sdx, tdw2, NULL, gdy, gx, gw, Cin, N, H, W, Cout, k, s, pad));
+    same_bits(name, "dx", p, sdx, zdx, nx);
 }
 
 static void test_conv2d(void) {
@@ -342,10 +393,15 @@ static void dw_case(cg_precision p, int64_t C, int64_t N, int64_t H, int64_t W, 
     compare(name, "y", p, host_x(p, gy, nx), y, nx, tol(p, TOL_FWD, 1e-2));
     void *gdy = dev_x(p, dy, nx), *gdx = dev_x(p, dx0, nx);
     float *gdw = dev_f(dw0, nw), *gdb = dev_f(db0, C);
-    OK(cg_cuda_dwconv2d_backward(ctx, p, gdx, gdw, gdb, gdy, gx, gw, C, N, H, W, k));
+    OK(cg_cuda_dwconv2d_backward(ctx, p, CG_GRAD_ADD, gdx, gdw, gdb, gdy, gx, gw, C, N, H, W, k));
     compare(name, "dx", p, host_x(p, gdx, nx), dx, nx, tol(p, TOL_GRAD, 1e-2));
     compare(name, "dw", p, host_f(gdw, nw), dw, nw, tol(p, TOL_GRAD, 1e-2));
     compare(name, "db", p, host_f(gdb, C), db, C, tol(p, TOL_GRAD, 1e-2));
+    void *zdx = dev_zero(p, nx), *sdx = dev_nan(p, nx);
+    float *tdw2 = dev_f(dw0, nw);
+    OK(cg_cuda_dwconv2d_backward(ctx, p, CG_GRAD_ADD, zdx, tdw2, NULL, gdy, gx, gw, C, N, H, W, k));
+    OK(cg_cuda_dwconv2d_backward(ctx, p, CG_GRAD_SET, sdx, tdw2, NULL, gdy, gx, gw, C, N, H, W, k));
+    same_bits(name, "dx", p, sdx, zdx, nx);
 }
 
 static void test_dwconv2d(void) {
@@ -365,11 +421,16 @@ static void test_dwconv2d(void) {
 /* ---------------------------------------------------------------- batchnorm */
 
 static void bn_case(cg_cuda_ctx *c, const char *tag, cg_precision p, int64_t C, int64_t N, int64_t H, int64_t W,
-                    float offset) {
+                    float offset, int with_xbias) {
     char name[96];
-    snprintf(name, sizeof name, "batchnorm C%lld M%lld%s", (long long)C, (long long)(N * H * W), tag);
+    snprintf(name, sizeof name, "batchnorm C%lld M%lld%s%s", (long long)C, (long long)(N * H * W), tag,
+             with_xbias ? " xbias" : "");
     int64_t M = N * H * W, nx = C * M;
-    float *x = hrand(nx, offset, 2.0f, p), *gamma = hrand(C, 1.0f, 0.3f, p), *beta = hrand(C, 0, 0.5f, p);
+    /* with_xbias: the device gets x - xb and xb (the conv-bias fold), the CPU x itself */
+    float *xdev = hrand(nx, offset, 2.0f, p), *xb = with_xbias ? hrand(C, 0, 3.0f, p) : NULL, *x = hcopy(xdev, nx);
+    if (xb)
+        for (int64_t i = 0; i < nx; i++) x[i] = xdev[i] + xb[i / M];
+    float *gamma = hrand(C, 1.0f, 0.3f, p), *beta = hrand(C, 0, 0.5f, p);
     float *rm0 = hrand(C, 0, 0.1f, CG_PREC_FP32), *rv0 = hzeros(C);
     for (int64_t i = 0; i < C; i++) rv0[i] = 0.5f + cg_rng_uniform(&rng);
     float *y = hzeros(nx), *rm = hcopy(rm0, C), *rv = hcopy(rv0, C), *mean = hzeros(C), *rstd = hzeros(C);
@@ -377,9 +438,10 @@ static void bn_case(cg_cuda_ctx *c, const char *tag, cg_precision p, int64_t C, 
               trv = T1(rv, C), tm = T1(mean, C), ts = T1(rstd, C);
     cg_batchnorm_forward_train(&ty, &tx, &tg, &tbt, &trm, &trv, &tm, &ts, CG_BN_MOMENTUM, CG_BN_EPS);
 
-    void *gx = dev_x(p, x, nx), *gg = dev_x(p, gamma, C), *gbt = dev_x(p, beta, C), *gy = dev_nan(p, nx);
+    void *gxb = xb ? dev_x(p, xb, C) : NULL;
+    void *gx = dev_x(p, xdev, nx), *gg = dev_x(p, gamma, C), *gbt = dev_x(p, beta, C), *gy = dev_nan(p, nx);
     float *grm = dev_f(rm0, C), *grv = dev_f(rv0, C), *gm = dev_nan(CG_PREC_FP32, C), *gs = dev_nan(CG_PREC_FP32, C);
-    OK(cg_cuda_batchnorm_forward_train(c, p, gy, gx, gg, gbt, grm, grv, gm, gs, C, M, CG_BN_MOMENTUM, CG_BN_EPS));
+    OK(cg_cuda_batchnorm_forward_train(c, p, gy, gx, gxb, gg, gbt, grm, grv, gm, gs, C, M, CG_BN_MOMENTUM, CG_BN_EPS));
     compare(name, "y", p, host_x(p, gy, nx), y, nx, tol(p, TOL_FWD, 1e-2));
     compare(name, "mean", p, host_f(gm, C), mean, C, 1e-5);
     compare(name, "rstd", p, host_f(gs, C), rstd, C, 1e-5);
@@ -387,8 +449,8 @@ static void bn_case(cg_cuda_ctx *c, const char *tag, cg_precision p, int64_t C, 
     compare(name, "run_var", p, host_f(grv, C), rv, C, 1e-5);
 
     /* in place (y aliases x) */
-    void *gxi = dev_x(p, x, nx);
-    OK(cg_cuda_batchnorm_forward_train(c, p, gxi, gxi, gg, gbt, NULL, NULL, gm, gs, C, M, CG_BN_MOMENTUM, CG_BN_EPS));
+    void *gxi = dev_x(p, xdev, nx);
+    OK(cg_cuda_batchnorm_forward_train(c, p, gxi, gxi, gxb, gg, gbt, NULL, NULL, gm, gs, C, M, CG_BN_MOMENTUM, CG_BN_EPS));
     compare(name, "y inplace", p, host_x(p, gxi, nx), y, nx, tol(p, TOL_FWD, 1e-2));
 
     /* train backward, against the CPU's saved statistics on both sides */
@@ -399,10 +461,17 @@ static void bn_case(cg_cuda_ctx *c, const char *tag, cg_precision p, int64_t C, 
     cg_batchnorm_backward_train(&tdx, &tdg, &tdbt, &tdy, &tx, &tg, &tm, &ts);
     void *gdy = dev_x(p, dy, nx), *gdx = dev_x(p, dx0, nx);
     float *gdg = dev_f(dg0, C), *gdbt = dev_f(dbt0, C), *cm = dev_f(mean, C), *cs = dev_f(rstd, C);
-    OK(cg_cuda_batchnorm_backward_train(c, p, gdx, gdg, gdbt, gdy, gx, gg, cm, cs, C, M));
+    OK(cg_cuda_batchnorm_backward_train(c, p, CG_GRAD_ADD, gdx, gdg, gdbt, gdy, gx, gxb, gg, cm, cs, C, M));
     compare(name, "dx", p, host_x(p, gdx, nx), dx, nx, tol(p, TOL_GRAD, 2e-2));
     compare(name, "dgamma", p, host_f(gdg, C), dg, C, tol(p, TOL_GRAD, 1e-2));
     compare(name, "dbeta", p, host_f(gdbt, C), dbt, C, tol(p, TOL_GRAD, 1e-2));
+    {
+        void *zdx = dev_zero(p, nx), *sdx = dev_nan(p, nx);
+        float *t1 = dev_f(dg0, C), *t2 = dev_f(dbt0, C);
+        OK(cg_cuda_batchnorm_backward_train(c, p, CG_GRAD_ADD, zdx, t1, t2, gdy, gx, gxb, gg, cm, cs, C, M));
+        OK(cg_cuda_batchnorm_backward_train(c, p, CG_GRAD_SET, sdx, t1, t2, gdy, gx, gxb, gg, cm, cs, C, M));
+        same_bits(name, "dx", p, sdx, zdx, nx);
+    }
 
     /* eval forward and backward with the running statistics */
     float *ye = hzeros(nx), *dxe = hcopy(dx0, nx), *dge = hcopy(dg0, C), *dbe = hcopy(dbt0, C);
@@ -413,12 +482,17 @@ static void bn_case(cg_cuda_ctx *c, const char *tag, cg_precision p, int64_t C, 
     float *erm = dev_f(rm0, C), *erv = dev_f(rv0, C);
     void *gye = dev_nan(p, nx), *gdxe = dev_x(p, dx0, nx);
     float *gdge = dev_f(dg0, C), *gdbe = dev_f(dbt0, C);
-    OK(cg_cuda_batchnorm_forward_eval(c, p, gye, gx, gg, gbt, erm, erv, C, M, CG_BN_EPS));
+    OK(cg_cuda_batchnorm_forward_eval(c, p, gye, gx, gxb, gg, gbt, erm, erv, C, M, CG_BN_EPS));
     compare(name, "y eval", p, host_x(p, gye, nx), ye, nx, tol(p, TOL_FWD, 1e-2));
-    OK(cg_cuda_batchnorm_backward_eval(c, p, gdxe, gdge, gdbe, gdy, gx, gg, erm, erv, C, M, CG_BN_EPS));
+    OK(cg_cuda_batchnorm_backward_eval(c, p, CG_GRAD_ADD, gdxe, gdge, gdbe, gdy, gx, gxb, gg, erm, erv, C, M, CG_BN_EPS));
     compare(name, "dx eval", p, host_x(p, gdxe, nx), dxe, nx, tol(p, TOL_GRAD, 1e-2));
     compare(name, "dgamma eval", p, host_f(gdge, C), dge, C, tol(p, TOL_GRAD, 1e-2));
     compare(name, "dbeta eval", p, host_f(gdbe, C), dbe, C, tol(p, TOL_GRAD, 1e-2));
+    void *zdx = dev_zero(p, nx), *sdx = dev_nan(p, nx);
+    float *t1 = dev_f(dg0, C), *t2 = dev_f(dbt0, C);
+    OK(cg_cuda_batchnorm_backward_eval(c, p, CG_GRAD_ADD, zdx, t1, t2, gdy, gx, gxb, gg, erm, erv, C, M, CG_BN_EPS));
+    OK(cg_cuda_batchnorm_backward_eval(c, p, CG_GRAD_SET, sdx, t1, t2, gdy, gx, gxb, gg, erm, erv, C, M, CG_BN_EPS));
+    same_bits(name, "dx eval", p, sdx, zdx, nx);
 }
 
 static void test_batchnorm(void) {
@@ -426,10 +500,11 @@ static void test_batchnorm(void) {
     OK(cg_cuda_ctx_create(&small, 0, 1024));
     for (int i = 0; i < 2; i++) {
         cg_precision p = PRECS[i];
-        bn_case(ctx, "", p, 6, 3, 11, 13, 3.0f);
-        bn_case(ctx, "", p, 3, 12, 100, 250, 5.0f);    /* 300000 per channel: many partial sums */
-        if (small) bn_case(small, " small scratch", p, 3, 12, 100, 250, -4.0f);
-        bn_case(ctx, "", p, 2, 1, 1, 1, 0.0f);         /* one value per channel: var 0 */
+        bn_case(ctx, "", p, 6, 3, 11, 13, 3.0f, 0);
+        bn_case(ctx, "", p, 6, 3, 11, 13, 3.0f, 1);    /* a conv bias folded in */
+        bn_case(ctx, "", p, 3, 12, 100, 250, 5.0f, 0);    /* 300000 per channel: many partial sums */
+        if (small) bn_case(small, " small scratch", p, 3, 12, 100, 250, -4.0f, 0);
+        bn_case(ctx, "", p, 2, 1, 1, 1, 0.0f, 0);         /* one value per channel: var 0 */
     }
     cg_cuda_ctx_destroy(small);
     release_all();
@@ -463,10 +538,14 @@ static void ln_case(cg_precision p, int64_t N, int64_t C, int bias) {
     cg_layernorm_backward(&tdx, &tdw, &tdb, &tdy, &tx, &tm, &ts, &tw);
     void *gdy = dev_x(p, dy, n), *gdx = dev_x(p, dx0, n);
     float *gdw = dev_f(dw0, C), *gdb = dev_f(db0, C), *cm = dev_f(mean, N), *cs = dev_f(rstd, N);
-    OK(cg_cuda_layernorm_backward(ctx, p, gdx, gdw, gdb, gdy, gx, cm, cs, gw, N, C));
+    OK(cg_cuda_layernorm_backward(ctx, p, CG_GRAD_ADD, gdx, gdw, gdb, gdy, gx, cm, cs, gw, N, C));
     compare(name, "dx", p, host_x(p, gdx, n), dx, n, tol(p, TOL_GRAD, 2e-2));
     compare(name, "dw", p, host_f(gdw, C), dw, C, tol(p, TOL_GRAD, 1e-2));
     compare(name, "db", p, host_f(gdb, C), db, C, tol(p, TOL_GRAD, 1e-2));
+    void *zdx = dev_zero(p, n), *sdx = dev_nan(p, n);
+    OK(cg_cuda_layernorm_backward(ctx, p, CG_GRAD_ADD, zdx, NULL, NULL, gdy, gx, cm, cs, gw, N, C));
+    OK(cg_cuda_layernorm_backward(ctx, p, CG_GRAD_SET, sdx, NULL, NULL, gdy, gx, cm, cs, gw, N, C));
+    same_bits(name, "dx", p, sdx, zdx, n);
 }
 
 static void test_layernorm(void) {
@@ -485,7 +564,7 @@ static void test_layernorm(void) {
 typedef void (*cpu_fwd)(cg_tensor *, const cg_tensor *);
 typedef void (*cpu_bwd)(cg_tensor *, const cg_tensor *, const cg_tensor *);
 typedef int (*gpu_fwd)(cg_cuda_ctx *, cg_precision, void *, const void *, int64_t);
-typedef int (*gpu_bwd)(cg_cuda_ctx *, cg_precision, void *, const void *, const void *, int64_t);
+typedef int (*gpu_bwd)(cg_cuda_ctx *, cg_precision, cg_grad_mode, void *, const void *, const void *, int64_t);
 
 static void act_case(const char *name, cg_precision p, int64_t n, float std, cpu_fwd cf, cpu_bwd cb, gpu_fwd gf,
                      gpu_bwd gbk) {
@@ -497,10 +576,48 @@ static void act_case(const char *name, cg_precision p, int64_t n, float std, cpu
     void *gx = dev_x(p, x, n), *gy = dev_nan(p, n), *gdy = dev_x(p, dy, n), *gdx = dev_x(p, dx0, n);
     OK(gf(ctx, p, gy, gx, n));
     compare(name, "y", p, host_x(p, gy, n), y, n, tol(p, TOL_FWD, 1e-2));
-    OK(gbk(ctx, p, gdx, gdy, gx, n));
+    OK(gbk(ctx, p, CG_GRAD_ADD, gdx, gdy, gx, n));
     compare(name, "dx", p, host_x(p, gdx, n), dx, n, tol(p, TOL_GRAD, 1e-2));
+    void *zdx = dev_zero(p, n), *sdx = dev_nan(p, n);
+    OK(gbk(ctx, p, CG_GRAD_ADD, zdx, gdy, gx, n));
+    OK(gbk(ctx, p, CG_GRAD_SET, sdx, gdy, gx, n));
+    same_bits(name, "dx", p, sdx, zdx, n);
     OK(gf(ctx, p, gx, gx, n));  /* in place */
     compare(name, "y inplace", p, host_x(p, gx, n), y, n, tol(p, TOL_FWD, 1e-2));
+}
+
+/* star: z = relu6(a) b, on C planes of M values; biased: a + ba[c], b + bb[c] (the CPU computes
+ * on the biased inputs, the device adds the biases as it reads) */
+static void star_case(cg_precision p, int64_t C, int64_t M, int biased) {
+    int64_t n = C * M;
+    const char *name = biased ? "star relu6(a+ba)*(b+bb)" : "star relu6(a)*b";
+    float *a = hrand(n, 1.0f, 4.0f, p), *b = hrand(n, 0, 1, p), *dz = hrand(n, 0, 1, p);
+    float *ba = hrand(C, 0, 1.5f, p), *bb = hrand(C, 0, 0.5f, p);
+    float *ab = hcopy(a, n), *bbv = hcopy(b, n);
+    if (biased)
+        for (int64_t i = 0; i < n; i++) {
+            ab[i] += ba[i / M];
+            bbv[i] += bb[i / M];
+        }
+    float *da0 = hrand(n, 0, 1, p), *db0 = hrand(n, 0, 1, p), *z = hzeros(n), *da = hcopy(da0, n), *db = hcopy(db0, n);
+    cg_tensor ta = T1(ab, n), tb = T1(bbv, n), tz = T1(z, n), tdz = T1(dz, n), tda = T1(da, n), tdb = T1(db, n);
+    cg_star_relu6_forward(&tz, &ta, &tb);
+    cg_star_relu6_backward(&tda, &tdb, &tdz, &ta, &tb);
+    void *ga = dev_x(p, a, n), *gb = dev_x(p, b, n), *gz = dev_nan(p, n), *gdz = dev_x(p, dz, n);
+    void *gba = biased ? dev_x(p, ba, C) : NULL, *gbb = biased ? dev_x(p, bb, C) : NULL;
+    void *gda = dev_x(p, da0, n), *gdb = dev_x(p, db0, n);
+    OK(cg_cuda_star_relu6_forward(ctx, p, gz, ga, gb, gba, gbb, M, n));
+    compare(name, "z", p, host_x(p, gz, n), z, n, tol(p, TOL_FWD, 1e-2));
+    OK(cg_cuda_star_relu6_backward(ctx, p, CG_GRAD_ADD, gda, gdb, gdz, ga, gb, gba, gbb, M, n));
+    compare(name, "da", p, host_x(p, gda, n), da, n, tol(p, TOL_GRAD, 1e-2));
+    compare(name, "db", p, host_x(p, gdb, n), db, n, tol(p, TOL_GRAD, 1e-2));
+    void *zda = dev_zero(p, n), *zdb = dev_zero(p, n), *sda = dev_nan(p, n), *sdb = dev_nan(p, n);
+    OK(cg_cuda_star_relu6_backward(ctx, p, CG_GRAD_ADD, zda, zdb, gdz, ga, gb, gba, gbb, M, n));
+    OK(cg_cuda_star_relu6_backward(ctx, p, CG_GRAD_SET, sda, sdb, gdz, ga, gb, gba, gbb, M, n));
+    same_bits(name, "da", p, sda, zda, n);
+    same_bits(name, "db", p, sdb, zdb, n);
+    if (biased)   /* a plane count that does not divide n is refused */
+        CHECK(cg_cuda_star_relu6_forward(ctx, p, gz, ga, gb, gba, gbb, M + 1, n) == CG_ERR_STATE);
 }
 
 static void test_activations(void) {
@@ -511,19 +628,8 @@ static void test_activations(void) {
         act_case("gelu", p, n, 3.0f, cg_gelu_forward, cg_gelu_backward, cg_cuda_gelu_forward, cg_cuda_gelu_backward);
         act_case("quick_gelu", p, n, 3.0f, cg_quick_gelu_forward, cg_quick_gelu_backward, cg_cuda_quick_gelu_forward,
                  cg_cuda_quick_gelu_backward);
-        /* star: z = relu6(a) b */
-        float *a = hrand(n, 1.0f, 4.0f, p), *b = hrand(n, 0, 1, p), *dz = hrand(n, 0, 1, p);
-        float *da0 = hrand(n, 0, 1, p), *db0 = hrand(n, 0, 1, p), *z = hzeros(n), *da = hcopy(da0, n), *db = hcopy(db0, n);
-        cg_tensor ta = T1(a, n), tb = T1(b, n), tz = T1(z, n), tdz = T1(dz, n), tda = T1(da, n), tdb = T1(db, n);
-        cg_star_relu6_forward(&tz, &ta, &tb);
-        cg_star_relu6_backward(&tda, &tdb, &tdz, &ta, &tb);
-        void *ga = dev_x(p, a, n), *gb = dev_x(p, b, n), *gz = dev_nan(p, n), *gdz = dev_x(p, dz, n);
-        void *gda = dev_x(p, da0, n), *gdb = dev_x(p, db0, n);
-        OK(cg_cuda_star_relu6_forward(ctx, p, gz, ga, gb, n));
-        compare("star relu6(a)*b", "z", p, host_x(p, gz, n), z, n, tol(p, TOL_FWD, 1e-2));
-        OK(cg_cuda_star_relu6_backward(ctx, p, gda, gdb, gdz, ga, gb, n));
-        compare("star relu6(a)*b", "da", p, host_x(p, gda, n), da, n, tol(p, TOL_GRAD, 1e-2));
-        compare("star relu6(a)*b", "db", p, host_x(p, gdb, n), db, n, tol(p, TOL_GRAD, 1e-2));
+        star_case(p, 1, n, 0);
+        star_case(p, 7, 14287, 1);   /* per-channel biases folded in (the StarNet f1/f2 conv's) */
     }
     release_all();
 }
@@ -550,9 +656,14 @@ static void test_residual_pooling(void) {
             void *gdx = dev_x(p, dx0, n), *gdf = dev_x(p, df0, n);
             OK(cg_cuda_residual_forward(ctx, p, gy, gx, gf, gs, C, N, K));
             compare(name, "y", p, host_x(p, gy, n), y, n, tol(p, TOL_FWD, 1e-2));
-            OK(cg_cuda_residual_backward(ctx, p, gdx, gdf, gdy, gs, C, N, K));
+            OK(cg_cuda_residual_backward(ctx, p, CG_GRAD_ADD, gdx, gdf, gdy, gs, C, N, K));
             compare(name, "dx", p, host_x(p, gdx, n), dx, n, tol(p, TOL_GRAD, 1e-2));
             compare(name, "df", p, host_x(p, gdf, n), df, n, tol(p, TOL_GRAD, 1e-2));
+            void *zdx = dev_zero(p, n), *zdf = dev_zero(p, n), *sdx = dev_nan(p, n), *sdf = dev_nan(p, n);
+            OK(cg_cuda_residual_backward(ctx, p, CG_GRAD_ADD, zdx, zdf, gdy, gs, C, N, K));
+            OK(cg_cuda_residual_backward(ctx, p, CG_GRAD_SET, sdx, sdf, gdy, gs, C, N, K));
+            same_bits(name, "dx", p, sdx, zdx, n);
+            same_bits(name, "df", p, sdf, zdf, n);
             OK(cg_cuda_residual_forward(ctx, p, gf, gx, gf, gs, C, N, K));   /* y aliases f */
             compare(name, "y = f inplace", p, host_x(p, gf, n), y, n, tol(p, TOL_FWD, 1e-2));
         }
@@ -569,8 +680,12 @@ static void test_residual_pooling(void) {
             void *gx = dev_x(p, x, nx), *gy = dev_nan(p, Np * Cp), *gdy = dev_x(p, dy, Np * Cp), *gdx = dev_x(p, dx0, nx);
             OK(cg_cuda_avgpool_global_forward(ctx, p, gy, gx, Cp, Np, HW));
             compare(name, "y", p, host_x(p, gy, Np * Cp), y, Np * Cp, tol(p, TOL_FWD, 1e-2));
-            OK(cg_cuda_avgpool_global_backward(ctx, p, gdx, gdy, Cp, Np, HW));
+            OK(cg_cuda_avgpool_global_backward(ctx, p, CG_GRAD_ADD, gdx, gdy, Cp, Np, HW));
             compare(name, "dx", p, host_x(p, gdx, nx), dx, nx, tol(p, TOL_GRAD, 1e-2));
+            void *zdx = dev_zero(p, nx), *sdx = dev_nan(p, nx);
+            OK(cg_cuda_avgpool_global_backward(ctx, p, CG_GRAD_ADD, zdx, gdy, Cp, Np, HW));
+            OK(cg_cuda_avgpool_global_backward(ctx, p, CG_GRAD_SET, sdx, gdy, Cp, Np, HW));
+            same_bits(name, "dx", p, sdx, zdx, nx);
         }
     }
     release_all();
@@ -679,8 +794,12 @@ static void attn_case(cg_precision p, int64_t B, int64_t T, int64_t C, int H, in
     cg_tensor tdo = T3(dout, B, T, C), tdq = T3(dq, B, T, 3 * C);
     cg_attention_backward(&tdq, &tdo, &tq, &ta, H);
     void *gdo = dev_x(p, dout, no), *gdq = dev_x(p, dq0, nq);
-    OK(cg_cuda_attention_backward(ctx, p, gdq, gdo, gq, ga, B, T, C, H));
+    OK(cg_cuda_attention_backward(ctx, p, CG_GRAD_ADD, gdq, gdo, gq, ga, B, T, C, H));
     compare(name, "dqkv", p, host_x(p, gdq, nq), dq, nq, tol(p, TOL_GRAD, 3e-2));
+    void *zdq = dev_zero(p, nq), *sdq = dev_nan(p, nq);
+    OK(cg_cuda_attention_backward(ctx, p, CG_GRAD_ADD, zdq, gdo, gq, ga, B, T, C, H));
+    OK(cg_cuda_attention_backward(ctx, p, CG_GRAD_SET, sdq, gdo, gq, ga, B, T, C, H));
+    same_bits(name, "dqkv", p, sdq, zdq, nq);
 }
 
 static void test_attention(void) {

@@ -238,8 +238,8 @@ static float *BUF(const cg_cuda_starnet *m, int i) { return m->w.buffers + m->w.
 static void *xoff(const cg_cuda_starnet *m, void *base, int64_t n) {
     return (char *)base + (size_t)n * cg_prec_size(m->p);
 }
-static int zero_x(cg_cuda_starnet *m, void *d, int64_t n) {
-    return cg_cuda_memset0(m->ctx, d, (size_t)n * cg_prec_size(m->p));
+static const void *xoff(const cg_cuda_starnet *m, const void *base, int64_t n) {
+    return (const char *)base + (size_t)n * cg_prec_size(m->p);
 }
 
 /* ---------------------------------------------------------------- forward */
@@ -266,40 +266,49 @@ static int draw_drop_scales(cg_cuda_starnet *m) {
     return cg_cuda_h2d(m->ctx, m->drop_scale, m->host_drop_scale, (size_t)m->n_blocks * m->N * sizeof(float));
 }
 
-static int bn_forward(cg_cuda_starnet *m, cg_sn_bn bn, void *y, const void *x, float *mean, float *rstd, int64_t C,
-                      int64_t M) {
+/* BatchNorm of x + xbias[c]: xbias is the bias of the conv before (which ran without it), or NULL.
+ * The tower passes NULL for now: folding the stem, downsampler and g conv biases in this way
+ * moved the 3-step CLIP test's fp32 losses from 1e-5 to 2.8e-4 of the CPU's on the emulator
+ * (docs/cuda.md, "Performance work"), so those convs still write their bias. */
+static int bn_forward(cg_cuda_starnet *m, cg_sn_bn bn, void *y, const void *x, const void *xbias, float *mean,
+                      float *rstd, int64_t C, int64_t M) {
     if (m->train) {
-        SN_TRY(cg_cuda_batchnorm_forward_train(m->ctx, m->p, y, x, PX(m, bn.w), PX(m, bn.b), BUF(m, bn.rm),
+        SN_TRY(cg_cuda_batchnorm_forward_train(m->ctx, m->p, y, x, xbias, PX(m, bn.w), PX(m, bn.b), BUF(m, bn.rm),
                                                BUF(m, bn.rv), mean, rstd, C, M, m->bn_momentum, m->bn_eps));
         m->w.counters[m->w.offsets[bn.nbt]]++;
         return CG_OK;
     }
-    return cg_cuda_batchnorm_forward_eval(m->ctx, m->p, y, x, PX(m, bn.w), PX(m, bn.b), BUF(m, bn.rm), BUF(m, bn.rv),
+    return cg_cuda_batchnorm_forward_eval(m->ctx, m->p, y, x, xbias, PX(m, bn.w), PX(m, bn.b), BUF(m, bn.rm), BUF(m, bn.rv),
                                           C, M, m->bn_eps);
 }
 
-static int bn_backward(cg_cuda_starnet *m, cg_sn_bn bn, void *dx, const void *dy, const void *x, const float *mean,
-                       const float *rstd, int64_t C, int64_t M) {
+/* dx (overwritten) of bn_forward's input; x, xbias as given to it */
+static int bn_backward(cg_cuda_starnet *m, cg_sn_bn bn, void *dx, const void *dy, const void *x, const void *xbias,
+                       const float *mean, const float *rstd, int64_t C, int64_t M) {
     if (m->train)
-        return cg_cuda_batchnorm_backward_train(m->ctx, m->p, dx, GR(m, bn.w), GR(m, bn.b), dy, x, PX(m, bn.w), mean,
-                                                rstd, C, M);
-    return cg_cuda_batchnorm_backward_eval(m->ctx, m->p, dx, GR(m, bn.w), GR(m, bn.b), dy, x, PX(m, bn.w),
+        return cg_cuda_batchnorm_backward_train(m->ctx, m->p, CG_GRAD_SET, dx, GR(m, bn.w), GR(m, bn.b), dy, x, xbias,
+                                                PX(m, bn.w), mean, rstd, C, M);
+    return cg_cuda_batchnorm_backward_eval(m->ctx, m->p, CG_GRAD_SET, dx, GR(m, bn.w), GR(m, bn.b), dy, x, xbias,
+                                           PX(m, bn.w),
                                            BUF(m, bn.rm), BUF(m, bn.rv), C, M, m->bn_eps);
 }
 
 /* One block at spatial size h x w; x is its input [C, N, h, w]. f1 and f2 run as one [2R, C]
- * 1x1 conv: their weights (and biases) are adjacent in the parameter array, as on the CPU. */
+ * 1x1 conv: their weights (and biases) are adjacent in the parameter array, as on the CPU. That
+ * conv runs without its bias (ba->h holds W x only); the star op adds the two biases as it reads
+ * h, forward and backward, so the 2R-channel tensor is written once instead of filled with the
+ * bias and then read and rewritten by the GEMM. */
 static int block_forward(cg_cuda_starnet *m, int k, const void *x, int h, int w) {
     const cg_sn_block *b = &m->blocks[k];
     cg_cuda_sn_block_acts *ba = &m->bacts[k];
     int64_t C = b->C, R = b->R, N = m->N, M = N * h * w;
     SN_TRY(cg_cuda_dwconv2d_forward(m->ctx, m->p, ba->a, x, PX(m, b->dw.w), PX(m, b->dw.b), C, N, h, w, 7));
-    SN_TRY(bn_forward(m, b->dw_bn, ba->ab, ba->a, ba->mean1, ba->rstd1, C, M));
-    SN_TRY(cg_cuda_conv2d_forward(m->ctx, m->p, ba->h, ba->ab, PX(m, b->f1.w), PX(m, b->f1.b), C, N, h, w, 2 * R, 1, 1,
-                                  0));
-    SN_TRY(cg_cuda_star_relu6_forward(m->ctx, m->p, ba->z, ba->h, xoff(m, ba->h, R * M), R * M));
+    SN_TRY(bn_forward(m, b->dw_bn, ba->ab, ba->a, NULL, ba->mean1, ba->rstd1, C, M));
+    SN_TRY(cg_cuda_conv2d_forward(m->ctx, m->p, ba->h, ba->ab, PX(m, b->f1.w), NULL, C, N, h, w, 2 * R, 1, 1, 0));
+    SN_TRY(cg_cuda_star_relu6_forward(m->ctx, m->p, ba->z, ba->h, xoff(m, ba->h, R * M), PX(m, b->f1.b),
+                                      xoff(m, PX(m, b->f1.b), R), M, R * M));
     SN_TRY(cg_cuda_conv2d_forward(m->ctx, m->p, ba->gp, ba->z, PX(m, b->g.w), PX(m, b->g.b), R, N, h, w, C, 1, 1, 0));
-    SN_TRY(bn_forward(m, b->g_bn, ba->gb, ba->gp, ba->mean2, ba->rstd2, C, M));
+    SN_TRY(bn_forward(m, b->g_bn, ba->gb, ba->gp, NULL, ba->mean2, ba->rstd2, C, M));
     SN_TRY(cg_cuda_dwconv2d_forward(m->ctx, m->p, ba->out, ba->gb, PX(m, b->dw2.w), PX(m, b->dw2.b), C, N, h, w, 7));
     return cg_cuda_residual_forward(m->ctx, m->p, ba->out, x, ba->out, block_scale(m, k), C, N, (int64_t)h * w);
 }
@@ -317,17 +326,17 @@ extern "C" int cg_cuda_starnet_forward(cg_cuda_starnet *m, const float *images, 
     int h = conv_out(m->H), w = conv_out(m->W);
     SN_TRY(cg_cuda_conv2d_forward(m->ctx, m->p, m->stem_c, m->x, PX(m, m->stem_conv.w), PX(m, m->stem_conv.b), 3, N,
                                   m->H, m->W, sc, 3, 2, 1));
-    SN_TRY(bn_forward(m, m->stem_bn, m->stem_b, m->stem_c, m->stem_mean, m->stem_rstd, sc, N * h * w));
+    SN_TRY(bn_forward(m, m->stem_bn, m->stem_b, m->stem_c, NULL, m->stem_mean, m->stem_rstd, sc, N * h * w));
     SN_TRY(cg_cuda_relu6_forward(m->ctx, m->p, m->stem_a, m->stem_b, (int64_t)sc * N * h * w));
     const void *cur = m->stem_a;
     int prev = sc;
     for (int i = 0, k = 0; i < 4; i++) {
         int C = m->widths[i];
-        SN_TRY(cg_cuda_conv2d_forward(m->ctx, m->p, m->down_c[i], cur, PX(m, m->down_conv[i].w),
-                                      PX(m, m->down_conv[i].b), prev, N, h, w, C, 3, 2, 1));
+        SN_TRY(cg_cuda_conv2d_forward(m->ctx, m->p, m->down_c[i], cur, PX(m, m->down_conv[i].w), PX(m, m->down_conv[i].b), prev, N, h, w,
+                                      C, 3, 2, 1));   /* its bias goes into the BatchNorm (xbias) */
         h = conv_out(h);
         w = conv_out(w);
-        SN_TRY(bn_forward(m, m->down_bn[i], m->down_b[i], m->down_c[i], m->down_mean[i], m->down_rstd[i], C,
+        SN_TRY(bn_forward(m, m->down_bn[i], m->down_b[i], m->down_c[i], NULL, m->down_mean[i], m->down_rstd[i], C,
                           N * h * w));
         cur = m->down_b[i];
         for (int j = 0; j < m->cfg.depths[i]; j++, k++) {
@@ -337,7 +346,7 @@ extern "C" int cg_cuda_starnet_forward(cg_cuda_starnet *m, const float *images, 
         prev = C;
     }
     int Cl = m->widths[3];
-    SN_TRY(bn_forward(m, m->norm, m->norm_out, cur, m->norm_mean, m->norm_rstd, Cl, N * h * w));
+    SN_TRY(bn_forward(m, m->norm, m->norm_out, cur, NULL, m->norm_mean, m->norm_rstd, Cl, N * h * w));
     SN_TRY(cg_cuda_avgpool_global_forward(m->ctx, m->p, m->pooled, m->norm_out, Cl, N, (int64_t)h * w));
     SN_TRY(cg_cuda_linear_forward(m->ctx, m->p, m->emb, m->pooled, PX(m, m->head_w), PX(m, m->head_b), N, Cl,
                                   m->embed_dim));
@@ -355,32 +364,26 @@ static int block_backward(cg_cuda_starnet *m, int k, void *dx, const void *dy, c
     SN_TRY(cg_cuda_d2d(m->ctx, dx, dy, (size_t)cm * cg_prec_size(m->p)));   /* residual path */
     const void *d2 = dy;   /* the branch's gradient: dy, or s[n] dy under DropPath */
     if (block_drops(m, k)) {
-        SN_TRY(zero_x(m, m->gs_c1, cm));
-        SN_TRY(cg_cuda_residual_backward(m->ctx, m->p, NULL, m->gs_c1, dy, block_scale(m, k), C, N, (int64_t)h * w));
+        SN_TRY(cg_cuda_residual_backward(m->ctx, m->p, CG_GRAD_SET, NULL, m->gs_c1, dy, block_scale(m, k), C, N, (int64_t)h * w));
         d2 = m->gs_c1;
     }
     void *d_gb = m->gs_c2;
-    SN_TRY(zero_x(m, d_gb, cm));
-    SN_TRY(cg_cuda_dwconv2d_backward(m->ctx, m->p, d_gb, GR(m, b->dw2.w), GR(m, b->dw2.b), d2, ba->gb, PX(m, b->dw2.w),
+    SN_TRY(cg_cuda_dwconv2d_backward(m->ctx, m->p, CG_GRAD_SET, d_gb, GR(m, b->dw2.w), GR(m, b->dw2.b), d2, ba->gb, PX(m, b->dw2.w),
                                      C, N, h, w, 7));
     void *d_gp = m->gs_c3;
-    SN_TRY(zero_x(m, d_gp, cm));
-    SN_TRY(bn_backward(m, b->g_bn, d_gp, d_gb, ba->gp, ba->mean2, ba->rstd2, C, M));
+    SN_TRY(bn_backward(m, b->g_bn, d_gp, d_gb, ba->gp, NULL, ba->mean2, ba->rstd2, C, M));
     void *d_z = m->gs_r1;
-    SN_TRY(zero_x(m, d_z, rm));
-    SN_TRY(cg_cuda_conv2d_backward(m->ctx, m->p, d_z, GR(m, b->g.w), GR(m, b->g.b), d_gp, ba->z, PX(m, b->g.w), R, N, h,
+    SN_TRY(cg_cuda_conv2d_backward(m->ctx, m->p, CG_GRAD_SET, d_z, GR(m, b->g.w), GR(m, b->g.b), d_gp, ba->z, PX(m, b->g.w), R, N, h,
                                    w, C, 1, 1, 0));
     void *d_h = m->gs_r2;
-    SN_TRY(zero_x(m, d_h, 2 * rm));
-    SN_TRY(cg_cuda_star_relu6_backward(m->ctx, m->p, d_h, xoff(m, d_h, rm), d_z, ba->h, xoff(m, ba->h, rm), rm));
+    SN_TRY(cg_cuda_star_relu6_backward(m->ctx, m->p, CG_GRAD_SET, d_h, xoff(m, d_h, rm), d_z, ba->h, xoff(m, ba->h, rm),
+                                       PX(m, b->f1.b), xoff(m, PX(m, b->f1.b), R), M, rm));
     void *d_ab = m->gs_c1;
-    SN_TRY(zero_x(m, d_ab, cm));
-    SN_TRY(cg_cuda_conv2d_backward(m->ctx, m->p, d_ab, GR(m, b->f1.w), GR(m, b->f1.b), d_h, ba->ab, PX(m, b->f1.w), C,
+    SN_TRY(cg_cuda_conv2d_backward(m->ctx, m->p, CG_GRAD_SET, d_ab, GR(m, b->f1.w), GR(m, b->f1.b), d_h, ba->ab, PX(m, b->f1.w), C,
                                    N, h, w, 2 * R, 1, 1, 0));
     void *d_a = m->gs_c2;
-    SN_TRY(zero_x(m, d_a, cm));
-    SN_TRY(bn_backward(m, b->dw_bn, d_a, d_ab, ba->a, ba->mean1, ba->rstd1, C, M));
-    return cg_cuda_dwconv2d_backward(m->ctx, m->p, dx, GR(m, b->dw.w), GR(m, b->dw.b), d_a, x, PX(m, b->dw.w), C, N, h,
+    SN_TRY(bn_backward(m, b->dw_bn, d_a, d_ab, ba->a, NULL, ba->mean1, ba->rstd1, C, M));
+    return cg_cuda_dwconv2d_backward(m->ctx, m->p, CG_GRAD_ADD, dx, GR(m, b->dw.w), GR(m, b->dw.b), d_a, x, PX(m, b->dw.w), C, N, h,
                                      w, 7);
 }
 
@@ -398,20 +401,17 @@ extern "C" int cg_cuda_starnet_backward(cg_cuda_starnet *m, const void *d_emb) {
         ws[i + 1] = conv_out(ws[i]);
     }
     int64_t HWl = (int64_t)hs[4] * ws[4];
-    SN_TRY(zero_x(m, m->d_pooled, N * Cl));
-    SN_TRY(cg_cuda_linear_backward(m->ctx, m->p, m->d_pooled, GR(m, m->head_w), GR(m, m->head_b), d_emb, m->pooled,
+    SN_TRY(cg_cuda_linear_backward(m->ctx, m->p, CG_GRAD_SET, m->d_pooled, GR(m, m->head_w), GR(m, m->head_b), d_emb, m->pooled,
                                    PX(m, m->head_w), N, Cl, m->embed_dim));
     void *buf[2] = {m->g0, m->g1};
     int cb = 0;
     void *gcur = buf[cb];
-    SN_TRY(zero_x(m, gcur, Cl * N * HWl));
-    SN_TRY(cg_cuda_avgpool_global_backward(m->ctx, m->p, gcur, m->d_pooled, Cl, N, HWl));
+    SN_TRY(cg_cuda_avgpool_global_backward(m->ctx, m->p, CG_GRAD_SET, gcur, m->d_pooled, Cl, N, HWl));
     /* the input of the final norm: the last block's output (or the last downsampler's) */
     const void *last = m->down_b[3];
     if (m->cfg.depths[3] > 0) last = m->bacts[m->n_blocks - 1].out;
     void *gnext = buf[cb ^ 1];
-    SN_TRY(zero_x(m, gnext, Cl * N * HWl));
-    SN_TRY(bn_backward(m, m->norm, gnext, gcur, last, m->norm_mean, m->norm_rstd, Cl, N * HWl));
+    SN_TRY(bn_backward(m, m->norm, gnext, gcur, last, NULL, m->norm_mean, m->norm_rstd, Cl, N * HWl));
     gcur = gnext;
     cb ^= 1;
     int k = m->n_blocks - 1;
@@ -427,8 +427,7 @@ extern "C" int cg_cuda_starnet_backward(cg_cuda_starnet *m, const void *d_emb) {
         /* downsampler: BN then conv; gcur is d(down_b[i]) */
         int64_t M = N * h * w;
         void *dc = buf[cb ^ 1];
-        SN_TRY(zero_x(m, dc, C * M));
-        SN_TRY(bn_backward(m, m->down_bn[i], dc, gcur, m->down_c[i], m->down_mean[i], m->down_rstd[i], C, M));
+        SN_TRY(bn_backward(m, m->down_bn[i], dc, gcur, m->down_c[i], NULL, m->down_mean[i], m->down_rstd[i], C, M));
         const void *prev;
         int cprev;
         if (i == 0) {
@@ -439,20 +438,17 @@ extern "C" int cg_cuda_starnet_backward(cg_cuda_starnet *m, const void *d_emb) {
             cprev = m->widths[i - 1];
         }
         void *gprev = buf[cb];
-        SN_TRY(zero_x(m, gprev, (int64_t)cprev * N * hs[i] * ws[i]));
-        SN_TRY(cg_cuda_conv2d_backward(m->ctx, m->p, gprev, GR(m, m->down_conv[i].w), GR(m, m->down_conv[i].b), dc, prev,
+        SN_TRY(cg_cuda_conv2d_backward(m->ctx, m->p, CG_GRAD_SET, gprev, GR(m, m->down_conv[i].w), GR(m, m->down_conv[i].b), dc, prev,
                                        PX(m, m->down_conv[i].w), cprev, N, hs[i], ws[i], C, 3, 2, 1));
         gcur = gprev;
     }
     /* stem: ReLU6, BN, conv (no input gradient) */
     int64_t M0 = N * hs[0] * ws[0];
     void *db = buf[cb ^ 1];
-    SN_TRY(zero_x(m, db, sc * M0));
-    SN_TRY(cg_cuda_relu6_backward(m->ctx, m->p, db, gcur, m->stem_b, sc * M0));
+    SN_TRY(cg_cuda_relu6_backward(m->ctx, m->p, CG_GRAD_SET, db, gcur, m->stem_b, sc * M0));
     void *dc = buf[cb];
-    SN_TRY(zero_x(m, dc, sc * M0));
-    SN_TRY(bn_backward(m, m->stem_bn, dc, db, m->stem_c, m->stem_mean, m->stem_rstd, sc, M0));
-    return cg_cuda_conv2d_backward(m->ctx, m->p, NULL, GR(m, m->stem_conv.w), GR(m, m->stem_conv.b), dc, m->x,
+    SN_TRY(bn_backward(m, m->stem_bn, dc, db, m->stem_c, NULL, m->stem_mean, m->stem_rstd, sc, M0));
+    return cg_cuda_conv2d_backward(m->ctx, m->p, CG_GRAD_ADD, NULL, GR(m, m->stem_conv.w), GR(m, m->stem_conv.b), dc, m->x,
                                    PX(m, m->stem_conv.w), 3, N, m->H, m->W, sc, 3, 2, 1);
 }
 

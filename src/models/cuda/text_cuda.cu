@@ -234,9 +234,10 @@ static int act_forward(cg_cuda_text *m, void *y, const void *x, int64_t n) {
     if (m->cfg.act == CG_ACT_QUICK_GELU) return cg_cuda_quick_gelu_forward(m->ctx, m->p, y, x, n);
     return cg_cuda_gelu_forward(m->ctx, m->p, y, x, n);
 }
+/* dx = act'(x) dy (overwritten) */
 static int act_backward(cg_cuda_text *m, void *dx, const void *dy, const void *x, int64_t n) {
-    if (m->cfg.act == CG_ACT_QUICK_GELU) return cg_cuda_quick_gelu_backward(m->ctx, m->p, dx, dy, x, n);
-    return cg_cuda_gelu_backward(m->ctx, m->p, dx, dy, x, n);
+    if (m->cfg.act == CG_ACT_QUICK_GELU) return cg_cuda_quick_gelu_backward(m->ctx, m->p, CG_GRAD_SET, dx, dy, x, n);
+    return cg_cuda_gelu_backward(m->ctx, m->p, CG_GRAD_SET, dx, dy, x, n);
 }
 
 /* ---------------------------------------------------------------- forward */
@@ -352,35 +353,31 @@ extern "C" int cg_cuda_text_forward(cg_cuda_text *m, const int32_t *ids) {
 /* ---------------------------------------------------------------- backward */
 
 /* MLP backward shared by both flavours: dy = gradient w.r.t. the MLP output (fc2's), xin = the
- * MLP input (CLIP: ln2, BERT: x1); adds d xin into dxin. */
+ * MLP input (CLIP: ln2, BERT: x1); writes (CG_GRAD_SET) or adds (CG_GRAD_ADD) d xin into dxin. */
 static int mlp_backward(cg_cuda_text *m, const cg_text_layer *Ly, cg_cuda_text_layer_acts *la, const void *dy,
-                        const void *xin, void *dxin) {
+                        const void *xin, cg_grad_mode mode, void *dxin) {
     int64_t C = m->cfg.width, F = m->cfg.mlp, N = (int64_t)m->B * m->T;
     cg_cuda_ctx *ctx = m->ctx;
     cg_precision p = m->p;
     TX_TRY(act_forward(m, m->g4, la->h, N * F));   /* recompute instead of storing */
-    TX_TRY(zero_x(m, m->d4, N * F));
-    TX_TRY(cg_cuda_linear_backward(ctx, p, m->d4, GR(m, Ly->fc2_w), GR(m, Ly->fc2_b), dy, m->g4, PX(m, Ly->fc2_w), N,
+    TX_TRY(cg_cuda_linear_backward(ctx, p, CG_GRAD_SET, m->d4, GR(m, Ly->fc2_w), GR(m, Ly->fc2_b), dy, m->g4, PX(m, Ly->fc2_w), N,
                                    F, C));
-    TX_TRY(zero_x(m, m->dh, N * F));
     TX_TRY(act_backward(m, m->dh, m->d4, la->h, N * F));
-    return cg_cuda_linear_backward(ctx, p, dxin, GR(m, Ly->fc1_w), GR(m, Ly->fc1_b), m->dh, xin, PX(m, Ly->fc1_w), N,
+    return cg_cuda_linear_backward(ctx, p, mode, dxin, GR(m, Ly->fc1_w), GR(m, Ly->fc1_b), m->dh, xin, PX(m, Ly->fc1_w), N,
                                    C, F);
 }
 
 /* attention sub-block backward: dy = gradient w.r.t. the out-projection's output, xin = the qkv
- * projection's input; adds d xin into dxin. */
+ * projection's input; writes or adds (mode) d xin into dxin. */
 static int attn_backward(cg_cuda_text *m, const cg_text_layer *Ly, cg_cuda_text_layer_acts *la, const void *dy,
-                         const void *xin, void *dxin) {
+                         const void *xin, cg_grad_mode mode, void *dxin) {
     int64_t C = m->cfg.width, N = (int64_t)m->B * m->T;
     cg_cuda_ctx *ctx = m->ctx;
     cg_precision p = m->p;
     void *da = m->dB;
-    TX_TRY(zero_x(m, da, N * C));
-    TX_TRY(cg_cuda_linear_backward(ctx, p, da, GR(m, Ly->o_w), GR(m, Ly->o_b), dy, la->a, PX(m, Ly->o_w), N, C, C));
-    TX_TRY(zero_x(m, m->dqkv, N * 3 * C));
-    TX_TRY(cg_cuda_attention_backward(ctx, p, m->dqkv, da, la->qkv, la->att, m->B, m->T, C, m->cfg.heads));
-    return cg_cuda_linear_backward(ctx, p, dxin, GR(m, Ly->qkv_w), GR(m, Ly->qkv_b), m->dqkv, xin, PX(m, Ly->qkv_w), N,
+    TX_TRY(cg_cuda_linear_backward(ctx, p, CG_GRAD_SET, da, GR(m, Ly->o_w), GR(m, Ly->o_b), dy, la->a, PX(m, Ly->o_w), N, C, C));
+    TX_TRY(cg_cuda_attention_backward(ctx, p, CG_GRAD_SET, m->dqkv, da, la->qkv, la->att, m->B, m->T, C, m->cfg.heads));
+    return cg_cuda_linear_backward(ctx, p, mode, dxin, GR(m, Ly->qkv_w), GR(m, Ly->qkv_b), m->dqkv, xin, PX(m, Ly->qkv_w), N,
                                    C, 3 * C);
 }
 
@@ -390,14 +387,12 @@ static int clip_layer_backward(cg_cuda_text *m, int l) {
     cg_cuda_text_layer_acts *la = &m->lacts[l];
     int64_t C = m->cfg.width, N = (int64_t)m->B * m->T;
     /* out = x1 + mlp(ln2(x1)): d x1 = dcur + LN2'(mlp'(dcur)) */
-    TX_TRY(zero_x(m, m->dA, N * C));
-    TX_TRY(mlp_backward(m, Ly, la, m->dcur, la->ln2, m->dA));
-    TX_TRY(cg_cuda_layernorm_backward(m->ctx, m->p, m->dcur, GR(m, Ly->ln2_w), GR(m, Ly->ln2_b), m->dA, la->x1,
+    TX_TRY(mlp_backward(m, Ly, la, m->dcur, la->ln2, CG_GRAD_SET, m->dA));
+    TX_TRY(cg_cuda_layernorm_backward(m->ctx, m->p, CG_GRAD_ADD, m->dcur, GR(m, Ly->ln2_w), GR(m, Ly->ln2_b), m->dA, la->x1,
                                       la->mean2, la->rstd2, PX(m, Ly->ln2_w), N, C));
     /* x1 = x + attn(ln1(x)) */
-    TX_TRY(zero_x(m, m->dA, N * C));
-    TX_TRY(attn_backward(m, Ly, la, m->dcur, la->ln1, m->dA));
-    return cg_cuda_layernorm_backward(m->ctx, m->p, m->dcur, GR(m, Ly->ln1_w), GR(m, Ly->ln1_b), m->dA, m->res[l],
+    TX_TRY(attn_backward(m, Ly, la, m->dcur, la->ln1, CG_GRAD_SET, m->dA));
+    return cg_cuda_layernorm_backward(m->ctx, m->p, CG_GRAD_ADD, m->dcur, GR(m, Ly->ln1_w), GR(m, Ly->ln1_b), m->dA, m->res[l],
                                       la->mean1, la->rstd1, PX(m, Ly->ln1_w), N, C);
 }
 
@@ -406,17 +401,15 @@ static int bert_layer_backward(cg_cuda_text *m, int l) {
     cg_cuda_text_layer_acts *la = &m->lacts[l];
     int64_t C = m->cfg.width, N = (int64_t)m->B * m->T;
     /* out = LN2(r2), r2 = x1 + mlp(x1) */
-    TX_TRY(zero_x(m, m->dA, N * C));
-    TX_TRY(cg_cuda_layernorm_backward(m->ctx, m->p, m->dA, GR(m, Ly->ln2_w), GR(m, Ly->ln2_b), m->dcur, la->r2,
+    TX_TRY(cg_cuda_layernorm_backward(m->ctx, m->p, CG_GRAD_SET, m->dA, GR(m, Ly->ln2_w), GR(m, Ly->ln2_b), m->dcur, la->r2,
                                       la->mean2, la->rstd2, PX(m, Ly->ln2_w), N, C));   /* dA = d r2 */
     TX_TRY(copy_x(m, m->dcur, m->dA, N * C));                                           /* dcur = d x1 */
-    TX_TRY(mlp_backward(m, Ly, la, m->dA, la->x1, m->dcur));
+    TX_TRY(mlp_backward(m, Ly, la, m->dA, la->x1, CG_GRAD_ADD, m->dcur));
     /* x1 = LN1(r1), r1 = x + attn(x) */
-    TX_TRY(zero_x(m, m->dA, N * C));
-    TX_TRY(cg_cuda_layernorm_backward(m->ctx, m->p, m->dA, GR(m, Ly->ln1_w), GR(m, Ly->ln1_b), m->dcur, la->r1,
+    TX_TRY(cg_cuda_layernorm_backward(m->ctx, m->p, CG_GRAD_SET, m->dA, GR(m, Ly->ln1_w), GR(m, Ly->ln1_b), m->dcur, la->r1,
                                       la->mean1, la->rstd1, PX(m, Ly->ln1_w), N, C));   /* dA = d r1 */
     TX_TRY(copy_x(m, m->dcur, m->dA, N * C));                                           /* dcur = d x */
-    return attn_backward(m, Ly, la, m->dA, m->res[l], m->dcur);
+    return attn_backward(m, Ly, la, m->dA, m->res[l], CG_GRAD_ADD, m->dcur);
 }
 
 extern "C" int cg_cuda_text_backward(cg_cuda_text *m, const void *d_emb) {
@@ -426,14 +419,12 @@ extern "C" int cg_cuda_text_backward(cg_cuda_text *m, const void *d_emb) {
     int64_t B = m->B, T = m->T, N = B * T, C = c->width;
     cg_cuda_ctx *ctx = m->ctx;
     cg_precision p = m->p;
-    TX_TRY(zero_x(m, m->dpool, B * C));
-    TX_TRY(cg_cuda_linear_backward(ctx, p, m->dpool, GR(m, m->proj_w), NULL, d_emb, m->pooled, PX(m, m->proj_w), B, C,
+    TX_TRY(cg_cuda_linear_backward(ctx, p, CG_GRAD_SET, m->dpool, GR(m, m->proj_w), NULL, d_emb, m->pooled, PX(m, m->proj_w), B, C,
                                    m->embed_dim));
     void *dpin = m->dpool;
     if (c->kind == CG_TEXT_CLIP) {
         void *dp = m->dA;   /* [B, C] at the start of dA, as on the CPU */
-        TX_TRY(zero_x(m, dp, B * C));
-        TX_TRY(cg_cuda_layernorm_backward(ctx, p, dp, GR(m, m->final_ln_w), GR(m, m->final_ln_b), m->dpool,
+        TX_TRY(cg_cuda_layernorm_backward(ctx, p, CG_GRAD_SET, dp, GR(m, m->final_ln_w), GR(m, m->final_ln_b), m->dpool,
                                           m->pool_in, m->pool_mean, m->pool_rstd, PX(m, m->final_ln_w), B, C));
         dpin = dp;
     }
@@ -449,8 +440,7 @@ extern "C" int cg_cuda_text_backward(cg_cuda_text *m, const void *d_emb) {
         TX_TRY(cg_cuda_embedding_backward(ctx, p, GR(m, m->tok_emb), m->dcur, m->ids, N, C, c->vocab_size, -1));
         return cg_cuda_posemb_backward(ctx, p, GR(m, m->pos_emb), m->dcur, B, T, C);
     }
-    TX_TRY(zero_x(m, m->dA, N * C));
-    TX_TRY(cg_cuda_layernorm_backward(ctx, p, m->dA, GR(m, m->emb_ln_w), GR(m, m->emb_ln_b), m->dcur, m->e0,
+    TX_TRY(cg_cuda_layernorm_backward(ctx, p, CG_GRAD_SET, m->dA, GR(m, m->emb_ln_w), GR(m, m->emb_ln_b), m->dcur, m->e0,
                                       m->emb_mean, m->emb_rstd, PX(m, m->emb_ln_w), N, C));
     TX_TRY(cg_cuda_embedding_backward(ctx, p, GR(m, m->tok_emb), m->dA, m->ids, N, C, c->vocab_size,
                                       c->pad_id));   /* padding_idx: no gradient */

@@ -126,6 +126,7 @@ extern "C" int cg_cuda_ctx_create(cg_cuda_ctx **out, int device, size_t scratch_
 extern "C" void cg_cuda_ctx_destroy(cg_cuda_ctx *c) {
     if (!c) return;
     if (c->stream) (void)cudaStreamSynchronize(c->stream);
+    cg_cuda_lt_plans_clear(c);
     if (c->lt) (void)cublasLtDestroy(c->lt);
     if (c->blas) (void)cublasDestroy(c->blas);
     cudaFree(c->faults);
@@ -144,6 +145,8 @@ extern "C" int cg_cuda_sync(cg_cuda_ctx *ctx) {
 }
 
 extern "C" size_t cg_cuda_scratch_bytes(const cg_cuda_ctx *ctx) { return ctx->scratch_bytes; }
+extern "C" long cg_cuda_lt_plan_builds(const cg_cuda_ctx *ctx) { return ctx->lt_plan_builds; }
+
 extern "C" void cg_cuda_set_use_lt(cg_cuda_ctx *ctx, int on) { ctx->use_lt = on != 0; }
 
 extern "C" int cg_cuda_check_faults(cg_cuda_ctx *ctx) {

@@ -80,6 +80,9 @@ size_t cg_cuda_ctx_bytes(const cg_cuda_ctx *ctx);
 /* Linear layers use cuBLASLt (bias fused into the GEMM epilogue) when on (default) and the
  * operands allow it; off: cublasGemmEx plus a bias kernel. For tests and bisection. */
 void cg_cuda_set_use_lt(cg_cuda_ctx *ctx, int on);
+/* cuBLASLt plans (descriptors + heuristic's algorithm) built so far. A linear shape is planned
+ * once per context and reused (up to 64 shapes; more are planned per call). For tests. */
+long cg_cuda_lt_plan_builds(const cg_cuda_ctx *ctx);
 /* Sticky data faults a kernel found and skipped instead of reading out of bounds (an embedding
  * id outside [0, V)). Synchronizes; CG_ERR_STATE naming the fault, then clears it. */
 int cg_cuda_check_faults(cg_cuda_ctx *ctx);

@@ -47,17 +47,18 @@ __global__ void attn_unpermute_kernel(T *__restrict__ out, const T *__restrict__
     }
 }
 
-/* dqkv[b, t, s*C + h*D + d] += {dq, dk, dv}[b, h, t, d] */
+/* dqkv[b, t, s*C + h*D + d] (+)= {dq, dk, dv}[b, h, t, d] */
 template <typename T>
 __global__ void attn_unpermute_acc_kernel(T *__restrict__ dqkv, const T *__restrict__ dq, const T *__restrict__ dk,
-                                          const T *__restrict__ dv, int64_t H, int64_t L, int64_t D, int64_t n) {
+                                          const T *__restrict__ dv, int64_t H, int64_t L, int64_t D, int64_t n,
+                                          int set) {
     int64_t C = H * D;
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
         int64_t d = i % D, t = (i / D) % L, h = (i / (D * L)) % H, b = i / (D * L * H);
         T *dst = dqkv + (b * L + t) * 3 * C + h * D + d;
-        dst[0] = stf<T>(ldf(dst[0]) + ldf(dq[i]));
-        dst[C] = stf<T>(ldf(dst[C]) + ldf(dk[i]));
-        dst[2 * C] = stf<T>(ldf(dst[2 * C]) + ldf(dv[i]));
+        put_grad(dst[0], ldf(dq[i]), set);
+        put_grad(dst[C], ldf(dk[i]), set);
+        put_grad(dst[2 * C], ldf(dv[i]), set);
     }
 }
 
@@ -155,7 +156,7 @@ extern "C" int cg_cuda_attention_forward(cg_cuda_ctx *ctx, cg_precision p, void 
 }
 
 template <typename T>
-static int attn_backward(cg_cuda_ctx *ctx, cg_precision p, void *dqkv, const void *dout, const void *qkv,
+static int attn_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dqkv, const void *dout, const void *qkv,
                          const void *att, int64_t B, int64_t L, int64_t C, int64_t H) {
     int64_t D = C / H, BH = B * H, n = B * L * C, rows = BH * L;
     size_t bhld = cg_align_up((size_t)n * sizeof(T), 256);
@@ -179,17 +180,17 @@ static int attn_backward(cg_cuda_ctx *ctx, cg_precision p, void *dqkv, const voi
     CG_CUDA_CHECK_LAUNCH(ctx, "attn_softmax_bwd_kernel");
     CG_TRY(cg_cuda_gemm_batched(ctx, p, 0, 0, L, D, L, scale, dS, L, L * L, k, D, L * D, 0.0f, dq, D, L * D, BH, 0));
     CG_TRY(cg_cuda_gemm_batched(ctx, p, 1, 0, L, D, L, scale, dS, L, L * L, q, D, L * D, 0.0f, dk, D, L * D, BH, 0));
-    attn_unpermute_acc_kernel<T><<<cg_grid(n, 256), 256, 0, ctx->stream>>>((T *)dqkv, dq, dk, dv, H, L, D, n);
+    attn_unpermute_acc_kernel<T><<<cg_grid(n, 256), 256, 0, ctx->stream>>>((T *)dqkv, dq, dk, dv, H, L, D, n, (int)mode);
     CG_CUDA_CHECK_LAUNCH(ctx, "attn_unpermute_acc_kernel");
     return CG_OK;
 }
 
-extern "C" int cg_cuda_attention_backward(cg_cuda_ctx *ctx, cg_precision p, void *dqkv, const void *dout,
+extern "C" int cg_cuda_attention_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dqkv, const void *dout,
                                           const void *qkv, const void *att, int64_t B, int64_t T, int64_t C,
                                           int n_heads) {
     CG_CHECK_PREC(p);
     CG_TRY(attn_dims(B, T, C, n_heads));
     if (B == 0) return CG_OK;
-    if (p == CG_PREC_BF16) return attn_backward<bf16>(ctx, p, dqkv, dout, qkv, att, B, T, C, n_heads);
-    return attn_backward<float>(ctx, p, dqkv, dout, qkv, att, B, T, C, n_heads);
+    if (p == CG_PREC_BF16) return attn_backward<bf16>(ctx, p, mode, dqkv, dout, qkv, att, B, T, C, n_heads);
+    return attn_backward<float>(ctx, p, mode, dqkv, dout, qkv, att, B, T, C, n_heads);
 }

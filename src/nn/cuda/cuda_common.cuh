@@ -21,6 +21,23 @@
 
 typedef __nv_bfloat16 bf16;
 
+/* A cached cuBLASLt plan of the linear forward (cuda_gemm.cu): the matmul descriptor (bias
+ * epilogue set; the bias pointer is set per call), the three layouts and the algorithm the
+ * heuristic chose, for one key (precision, N, in, out, bias or not, operand alignments).
+ * algo_ok = 0 records that no algorithm fits (the caller falls back to cublasGemmEx). Built on
+ * first use, destroyed with the context: no descriptor work or heuristic query per call. */
+typedef struct {
+    int p, has_bias;
+    int64_t N, in, out;
+    uint32_t al_a, al_b, al_c;
+    cublasLtMatmulDesc_t op;
+    cublasLtMatrixLayout_t la, lb, lc;
+    cublasLtMatmulAlgo_t algo;
+    int algo_ok;
+} cg_lt_plan;
+
+#define CG_LT_PLANS 64   /* distinct linear shapes of a run: ~5 per text layer kind, x train/eval batch */
+
 struct cg_cuda_ctx {
     int device;
     int sm_count;
@@ -36,7 +53,13 @@ struct cg_cuda_ctx {
     unsigned int *faults;   /* device word: bit flags of data faults (CG_CUDA_FAULT_*) */
     int use_lt;
     int sync_each;          /* CLIPGRID_CUDA_SYNC=1 */
+    cg_lt_plan lt_plans[CG_LT_PLANS];
+    int n_lt_plans;         /* when full, further shapes are planned per call and not kept */
+    long lt_plan_builds;    /* plans built (cached or not): for the test of the cache */
 };
+
+/* Destroy the cached cuBLASLt plans (cuda_gemm.cu); before the cuBLASLt handle goes. */
+void cg_cuda_lt_plans_clear(cg_cuda_ctx *ctx);
 
 #define CG_CUDA_FAULT_EMBEDDING_ID 1u
 
@@ -55,6 +78,12 @@ __device__ __forceinline__ float ldf(bf16 x) { return __bfloat162float(x); }
 template <typename T> __device__ __forceinline__ T stf(float x);
 template <> __device__ __forceinline__ float stf<float>(float x) { return x; }
 template <> __device__ __forceinline__ bf16 stf<bf16>(float x) { return __float2bfloat16_rn(x); }
+
+/* An activation gradient's store under cg_grad_mode: d = v (set) or d + v, rounded once to T.
+ * With set the old value is never read. */
+template <typename T> __device__ __forceinline__ void put_grad(T &d, float v, int set) {
+    d = stf<T>(set ? v : ldf(d) + v);
+}
 
 static inline cudaDataType_t cg_cuda_dtype(cg_precision p) { return p == CG_PREC_BF16 ? CUDA_R_16BF : CUDA_R_32F; }
 

@@ -35,11 +35,12 @@ __global__ void im2col_kernel(T *__restrict__ col, const T *__restrict__ x, int6
     }
 }
 
-/* dx[c, n0 + nl, h, w] += sum_{u, v} dcol[(c k + u) k + v, nl Ho Wo + i Wo + j]
+/* dx[c, n0 + nl, h, w] (+)= sum_{u, v} dcol[(c k + u) k + v, nl Ho Wo + i Wo + j]
  *                         over i = (h + p - u) / s, j = (w + p - v) / s when exact and in range */
 template <typename T>
 __global__ void col2im_kernel(T *__restrict__ dx, const T *__restrict__ dcol, int64_t Cin, int64_t N, int64_t H,
-                              int64_t W, int k, int s, int pad, int64_t Ho, int64_t Wo, int64_t n0, int64_t g) {
+                              int64_t W, int k, int s, int pad, int64_t Ho, int64_t Wo, int64_t n0, int64_t g,
+                              int set) {
     int64_t HW = H * W, HoWo = Ho * Wo, cols = g * HoWo, total = Cin * g * HW;
     for (int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
          idx += (int64_t)gridDim.x * blockDim.x) {
@@ -58,8 +59,7 @@ __global__ void col2im_kernel(T *__restrict__ dx, const T *__restrict__ dcol, in
                 acc += ldf(dcol[((c * k + u) * k + v) * cols + nl * HoWo + i * Wo + j]);
             }
         }
-        T *d = dx + (c * N + n0 + nl) * HW + hw;
-        *d = stf<T>(ldf(*d) + acc);
+        put_grad(dx[(c * N + n0 + nl) * HW + hw], acc, set);
     }
 }
 
@@ -122,7 +122,7 @@ extern "C" int cg_cuda_conv2d_forward(cg_cuda_ctx *ctx, cg_precision p, void *y,
 }
 
 template <typename T>
-static int conv_backward(cg_cuda_ctx *ctx, cg_precision p, void *dx, float *dw, float *db, const void *dy,
+static int conv_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dx, float *dw, float *db, const void *dy,
                          const void *x, const void *w, int64_t Cin, int64_t N, int64_t H, int64_t W, int64_t Cout,
                          int k, int stride, int pad, int64_t Ho, int64_t Wo) {
     int64_t HoWo = Ho * Wo, M = N * HoWo, KK = Cin * k * k;
@@ -131,7 +131,9 @@ static int conv_backward(cg_cuda_ctx *ctx, cg_precision p, void *dx, float *dw, 
     if (db) CG_TRY(cg_cuda_rowsum_acc(ctx, p, db, dy, Cout, M));
     if (k == 1 && stride == 1 && pad == 0) {
         CG_TRY(cg_cuda_gemm(ctx, p, 0, 1, Cout, Cin, M, 1.0f, dy, M, x, M, 1.0f, dw, Cin, 1));
-        if (dx) CG_TRY(cg_cuda_gemm(ctx, p, 1, 0, Cin, M, Cout, 1.0f, w, Cin, dy, M, 1.0f, dx, M, 0));
+        if (dx)
+            CG_TRY(cg_cuda_gemm(ctx, p, 1, 0, Cin, M, Cout, 1.0f, w, Cin, dy, M, mode == CG_GRAD_SET ? 0.0f : 1.0f, dx, M,
+                                0));
         return CG_OK;
     }
     size_t per = cg_align_up((size_t)(KK * HoWo) * es, 256);
@@ -151,14 +153,14 @@ static int conv_backward(cg_cuda_ctx *ctx, cg_precision p, void *dx, float *dw, 
         if (dx) {
             CG_TRY(cg_cuda_gemm(ctx, p, 1, 0, KK, cols, Cout, 1.0f, w, KK, dyg, M, 0.0f, dcol, cols, 0));
             col2im_kernel<T><<<cg_grid(Cin * gn * H * W, 256), 256, 0, ctx->stream>>>(
-                (T *)dx, dcol, Cin, N, H, W, k, stride, pad, Ho, Wo, n0, gn);
+                (T *)dx, dcol, Cin, N, H, W, k, stride, pad, Ho, Wo, n0, gn, (int)mode);
             CG_CUDA_CHECK_LAUNCH(ctx, "col2im_kernel");
         }
     }
     return CG_OK;
 }
 
-extern "C" int cg_cuda_conv2d_backward(cg_cuda_ctx *ctx, cg_precision p, void *dx, float *dw, float *db,
+extern "C" int cg_cuda_conv2d_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dx, float *dw, float *db,
                                        const void *dy, const void *x, const void *w, int64_t Cin, int64_t N,
                                        int64_t H, int64_t W, int64_t Cout, int k, int stride, int pad) {
     CG_CHECK_PREC(p);
@@ -167,8 +169,8 @@ extern "C" int cg_cuda_conv2d_backward(cg_cuda_ctx *ctx, cg_precision p, void *d
     CG_TRY(conv_dims(Cin, N, H, W, Cout, k, stride, pad, &Ho, &Wo));
     if (N == 0) return CG_OK;
     if (p == CG_PREC_BF16)
-        return conv_backward<bf16>(ctx, p, dx, dw, db, dy, x, w, Cin, N, H, W, Cout, k, stride, pad, Ho, Wo);
-    return conv_backward<float>(ctx, p, dx, dw, db, dy, x, w, Cin, N, H, W, Cout, k, stride, pad, Ho, Wo);
+        return conv_backward<bf16>(ctx, p, mode, dx, dw, db, dy, x, w, Cin, N, H, W, Cout, k, stride, pad, Ho, Wo);
+    return conv_backward<float>(ctx, p, mode, dx, dw, db, dy, x, w, Cin, N, H, W, Cout, k, stride, pad, Ho, Wo);
 }
 
 /* ================================================================ depthwise conv2d
@@ -177,7 +179,7 @@ extern "C" int cg_cuda_conv2d_backward(cg_cuda_ctx *ctx, cg_precision p, void *d
  * Forward:   y[c,n,h,w]   = b[c] + sum_{u,v} w[c,u,v] x[c, n, h+u-p, w+v-p]
  * Backward:  dx[c,n,h,w] += sum_{u,v} w[c,u,v] dy[c, n, h-u+p, w-v+p]
  *                         = sum_{u,v} wf[c,u,v] dy[c, n, h+u-p, w+v-p],  wf[i] = w[k k - 1 - i]
- *                           (the forward kernel with the flipped filter, accumulating)
+ *                           (the forward kernel with the flipped filter, accumulating or not)
  *            dw[c,u,v]   += sum_{n,h,w} dy[c,n,h,w] x[c, n, h+u-p, w+v-p]
  *            db[c]       += sum_{n,h,w} dy[c,n,h,w]
  * Forward/dx: a block computes a DW_TH x DW_TW tile of one plane, one output per thread, from a
@@ -370,9 +372,9 @@ extern "C" size_t cg_cuda_dwconv2d_scratch_bytes(int64_t C, int64_t N, int k) {
 }
 
 template <typename T>
-static int dw_backward(cg_cuda_ctx *ctx, T *dx, float *dw, float *db, const T *dy, const T *x, const T *w, int64_t C,
+static int dw_backward(cg_cuda_ctx *ctx, cg_grad_mode mode, T *dx, float *dw, float *db, const T *dy, const T *x, const T *w, int64_t C,
                        int64_t N, int H, int W, int k) {
-    if (dx) CG_TRY(dw_forward_any<T>(ctx, dx, dy, w, (const T *)NULL, C, N, H, W, k, 1, 1));
+    if (dx) CG_TRY(dw_forward_any<T>(ctx, dx, dy, w, (const T *)NULL, C, N, H, W, k, 1, mode == CG_GRAD_ADD));
     int64_t P = dw_parts(N, ctx->scratch_bytes, C, k);
     CG_CUDA_ARG(P >= 1, "depthwise conv backward needs %zu bytes of scratch, the context has %zu",
                 (size_t)C * (k * k + 1) * sizeof(float), ctx->scratch_bytes);
@@ -393,7 +395,7 @@ static int dw_backward(cg_cuda_ctx *ctx, T *dx, float *dw, float *db, const T *d
     return CG_OK;
 }
 
-extern "C" int cg_cuda_dwconv2d_backward(cg_cuda_ctx *ctx, cg_precision p, void *dx, float *dw, float *db,
+extern "C" int cg_cuda_dwconv2d_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dx, float *dw, float *db,
                                          const void *dy, const void *x, const void *w, int64_t C, int64_t N, int64_t H,
                                          int64_t W, int k) {
     CG_CHECK_PREC(p);
@@ -401,8 +403,8 @@ extern "C" int cg_cuda_dwconv2d_backward(cg_cuda_ctx *ctx, cg_precision p, void 
     CG_TRY(dw_check(C, N, H, W, k));
     if (N == 0) return CG_OK;
     if (p == CG_PREC_BF16)
-        return dw_backward<bf16>(ctx, (bf16 *)dx, dw, db, (const bf16 *)dy, (const bf16 *)x, (const bf16 *)w, C, N,
+        return dw_backward<bf16>(ctx, mode, (bf16 *)dx, dw, db, (const bf16 *)dy, (const bf16 *)x, (const bf16 *)w, C, N,
                                  (int)H, (int)W, k);
-    return dw_backward<float>(ctx, (float *)dx, dw, db, (const float *)dy, (const float *)x, (const float *)w, C, N,
+    return dw_backward<float>(ctx, mode, (float *)dx, dw, db, (const float *)dy, (const float *)x, (const float *)w, C, N,
                               (int)H, (int)W, k);
 }

@@ -45,26 +45,47 @@ extern "C" int cg_cuda_nchw_to_cnhw(cg_cuda_ctx *ctx, cg_precision p, void *dst,
 /* ---------------------------------------------------------------- ReLU6 and star
  * ReLU6   y = min(max(x, 0), 6)          | dx += dy [0 < x < 6]
  * Star    z = relu6(a) b                 | da += dz b [0 < a < 6] ;  db += dz relu6(a)
+ *         with per-channel biases (optional): a = a' + ba[i / M], b = b' + bb[i / M] (the bias of the
+ *         1x1 conv that made a', b', added here instead of by a pass of its own over the conv's output)
  */
 __device__ __forceinline__ float relu6f(float x) { return x < 0.0f ? 0.0f : (x > 6.0f ? 6.0f : x); }
 
 template <typename T> __global__ void relu6_fwd_kernel(T *y, const T *x, int64_t n) {
     GRID_STRIDE(i, n) y[i] = stf<T>(relu6f(ldf(x[i])));
 }
-template <typename T> __global__ void relu6_bwd_kernel(T *dx, const T *dy, const T *x, int64_t n) {
+template <typename T> __global__ void relu6_bwd_kernel(T *dx, const T *dy, const T *x, int64_t n, int set) {
     GRID_STRIDE(i, n) {
         float v = ldf(x[i]);
-        dx[i] = stf<T>(ldf(dx[i]) + ((v > 0.0f && v < 6.0f) ? ldf(dy[i]) : 0.0f));
+        put_grad(dx[i], ((v > 0.0f && v < 6.0f) ? ldf(dy[i]) : 0.0f), set);
     }
 }
-template <typename T> __global__ void star_fwd_kernel(T *z, const T *a, const T *b, int64_t n) {
-    GRID_STRIDE(i, n) z[i] = stf<T>(relu6f(ldf(a[i])) * ldf(b[i]));
+template <typename T>
+__device__ __forceinline__ void star_inputs(const T *a, const T *b, const T *ba, const T *bb, int64_t M, int64_t i,
+                                            float *av, float *bv) {
+    *av = ldf(a[i]);
+    *bv = ldf(b[i]);
+    if (ba || bb) {
+        int64_t c = i / M;
+        if (ba) *av += ldf(ba[c]);
+        if (bb) *bv += ldf(bb[c]);
+    }
 }
-template <typename T> __global__ void star_bwd_kernel(T *da, T *db, const T *dz, const T *a, const T *b, int64_t n) {
+template <typename T>
+__global__ void star_fwd_kernel(T *z, const T *a, const T *b, const T *ba, const T *bb, int64_t M, int64_t n) {
     GRID_STRIDE(i, n) {
-        float av = ldf(a[i]), g = ldf(dz[i]);
-        if (da) da[i] = stf<T>(ldf(da[i]) + ((av > 0.0f && av < 6.0f) ? g * ldf(b[i]) : 0.0f));
-        if (db) db[i] = stf<T>(ldf(db[i]) + g * relu6f(av));
+        float av, bv;
+        star_inputs(a, b, ba, bb, M, i, &av, &bv);
+        z[i] = stf<T>(relu6f(av) * bv);
+    }
+}
+template <typename T>
+__global__ void star_bwd_kernel(T *da, T *db, const T *dz, const T *a, const T *b, const T *ba, const T *bb, int64_t M,
+                                int64_t n, int set) {
+    GRID_STRIDE(i, n) {
+        float av, bv, g = ldf(dz[i]);
+        star_inputs(a, b, ba, bb, M, i, &av, &bv);
+        if (da) put_grad(da[i], ((av > 0.0f && av < 6.0f) ? g * bv : 0.0f), set);
+        if (db) put_grad(db[i], g * relu6f(av), set);
     }
 }
 
@@ -73,23 +94,30 @@ extern "C" int cg_cuda_relu6_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, 
     LAUNCH_EW(p, relu6_fwd_kernel, n, (ET *)y, (const ET *)x, n);
     return CG_OK;
 }
-extern "C" int cg_cuda_relu6_backward(cg_cuda_ctx *ctx, cg_precision p, void *dx, const void *dy, const void *x,
+extern "C" int cg_cuda_relu6_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dx, const void *dy, const void *x,
                                       int64_t n) {
     EW_ARGS(p, n);
-    LAUNCH_EW(p, relu6_bwd_kernel, n, (ET *)dx, (const ET *)dy, (const ET *)x, n);
+    LAUNCH_EW(p, relu6_bwd_kernel, n, (ET *)dx, (const ET *)dy, (const ET *)x, n, (int)mode);
     return CG_OK;
 }
+#define STAR_ARGS(p, n, M, ba, bb) do { EW_ARGS(p, n); \
+    CG_CUDA_ARG((!(ba) && !(bb)) || ((M) >= 1 && (n) % (M) == 0), "n = %lld is not a whole number of M = %lld planes", \
+                (long long)(n), (long long)(M)); } while (0)
+
 extern "C" int cg_cuda_star_relu6_forward(cg_cuda_ctx *ctx, cg_precision p, void *z, const void *a, const void *b,
-                                          int64_t n) {
-    EW_ARGS(p, n);
-    LAUNCH_EW(p, star_fwd_kernel, n, (ET *)z, (const ET *)a, (const ET *)b, n);
+                                          const void *bias_a, const void *bias_b, int64_t M, int64_t n) {
+    STAR_ARGS(p, n, M, bias_a, bias_b);
+    LAUNCH_EW(p, star_fwd_kernel, n, (ET *)z, (const ET *)a, (const ET *)b, (const ET *)bias_a, (const ET *)bias_b, M,
+              n);
     return CG_OK;
 }
-extern "C" int cg_cuda_star_relu6_backward(cg_cuda_ctx *ctx, cg_precision p, void *da, void *db, const void *dz,
-                                           const void *a, const void *b, int64_t n) {
-    EW_ARGS(p, n);
+extern "C" int cg_cuda_star_relu6_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *da, void *db,
+                                           const void *dz, const void *a, const void *b, const void *bias_a,
+                                           const void *bias_b, int64_t M, int64_t n) {
+    STAR_ARGS(p, n, M, bias_a, bias_b);
     if (!da && !db) return CG_OK;
-    LAUNCH_EW(p, star_bwd_kernel, n, (ET *)da, (ET *)db, (const ET *)dz, (const ET *)a, (const ET *)b, n);
+    LAUNCH_EW(p, star_bwd_kernel, n, (ET *)da, (ET *)db, (const ET *)dz, (const ET *)a, (const ET *)b,
+              (const ET *)bias_a, (const ET *)bias_b, M, n, (int)mode);
     return CG_OK;
 }
 
@@ -107,11 +135,11 @@ template <typename T> __global__ void gelu_fwd_kernel(T *y, const T *x, int64_t 
         y[i] = stf<T>(0.5f * v * (1.0f + erff(v * INV_SQRT2)));
     }
 }
-template <typename T> __global__ void gelu_bwd_kernel(T *dx, const T *dy, const T *x, int64_t n) {
+template <typename T> __global__ void gelu_bwd_kernel(T *dx, const T *dy, const T *x, int64_t n, int set) {
     GRID_STRIDE(i, n) {
         float v = ldf(x[i]);
         float cdf = 0.5f * (1.0f + erff(v * INV_SQRT2)), pdf = INV_SQRT_2PI * expf(-0.5f * v * v);
-        dx[i] = stf<T>(ldf(dx[i]) + ldf(dy[i]) * (cdf + v * pdf));
+        put_grad(dx[i], ldf(dy[i]) * (cdf + v * pdf), set);
     }
 }
 __device__ __forceinline__ float sigmoid_f(float v) { return 1.0f / (1.0f + expf(-v)); }
@@ -121,10 +149,10 @@ template <typename T> __global__ void qgelu_fwd_kernel(T *y, const T *x, int64_t
         y[i] = stf<T>(v * sigmoid_f(1.702f * v));
     }
 }
-template <typename T> __global__ void qgelu_bwd_kernel(T *dx, const T *dy, const T *x, int64_t n) {
+template <typename T> __global__ void qgelu_bwd_kernel(T *dx, const T *dy, const T *x, int64_t n, int set) {
     GRID_STRIDE(i, n) {
         float v = ldf(x[i]), s = sigmoid_f(1.702f * v);
-        dx[i] = stf<T>(ldf(dx[i]) + ldf(dy[i]) * (s + 1.702f * v * s * (1.0f - s)));
+        put_grad(dx[i], ldf(dy[i]) * (s + 1.702f * v * s * (1.0f - s)), set);
     }
 }
 
@@ -133,10 +161,10 @@ extern "C" int cg_cuda_gelu_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, c
     LAUNCH_EW(p, gelu_fwd_kernel, n, (ET *)y, (const ET *)x, n);
     return CG_OK;
 }
-extern "C" int cg_cuda_gelu_backward(cg_cuda_ctx *ctx, cg_precision p, void *dx, const void *dy, const void *x,
+extern "C" int cg_cuda_gelu_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dx, const void *dy, const void *x,
                                      int64_t n) {
     EW_ARGS(p, n);
-    LAUNCH_EW(p, gelu_bwd_kernel, n, (ET *)dx, (const ET *)dy, (const ET *)x, n);
+    LAUNCH_EW(p, gelu_bwd_kernel, n, (ET *)dx, (const ET *)dy, (const ET *)x, n, (int)mode);
     return CG_OK;
 }
 extern "C" int cg_cuda_quick_gelu_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, int64_t n) {
@@ -144,10 +172,10 @@ extern "C" int cg_cuda_quick_gelu_forward(cg_cuda_ctx *ctx, cg_precision p, void
     LAUNCH_EW(p, qgelu_fwd_kernel, n, (ET *)y, (const ET *)x, n);
     return CG_OK;
 }
-extern "C" int cg_cuda_quick_gelu_backward(cg_cuda_ctx *ctx, cg_precision p, void *dx, const void *dy, const void *x,
+extern "C" int cg_cuda_quick_gelu_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dx, const void *dy, const void *x,
                                            int64_t n) {
     EW_ARGS(p, n);
-    LAUNCH_EW(p, qgelu_bwd_kernel, n, (ET *)dx, (const ET *)dy, (const ET *)x, n);
+    LAUNCH_EW(p, qgelu_bwd_kernel, n, (ET *)dx, (const ET *)dy, (const ET *)x, n, (int)mode);
     return CG_OK;
 }
 
@@ -164,13 +192,13 @@ __global__ void residual_fwd_kernel(T *y, const T *x, const T *f, const float *_
 }
 template <typename T>
 __global__ void residual_bwd_kernel(T *dx, T *df, const T *dy, const float *__restrict__ scale, int64_t N, int64_t K,
-                                    int64_t n) {
+                                    int64_t n, int set) {
     GRID_STRIDE(i, n) {
         float g = ldf(dy[i]);
-        if (dx) dx[i] = stf<T>(ldf(dx[i]) + g);
+        if (dx) put_grad(dx[i], g, set);
         if (df) {
             float s = scale ? scale[(i / K) % N] : 1.0f;
-            df[i] = stf<T>(ldf(df[i]) + s * g);
+            put_grad(df[i], s * g, set);
         }
     }
 }
@@ -184,13 +212,13 @@ extern "C" int cg_cuda_residual_forward(cg_cuda_ctx *ctx, cg_precision p, void *
     LAUNCH_EW(p, residual_fwd_kernel, n, (ET *)y, (const ET *)x, (const ET *)f, scale, N, K, n);
     return CG_OK;
 }
-extern "C" int cg_cuda_residual_backward(cg_cuda_ctx *ctx, cg_precision p, void *dx, void *df, const void *dy,
+extern "C" int cg_cuda_residual_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dx, void *df, const void *dy,
                                          const float *scale, int64_t C, int64_t N, int64_t K) {
     CG_CHECK_PREC(p);
     CG_CUDA_ARG(C >= 0 && N >= 0 && K >= 0, "C=%lld N=%lld K=%lld", (long long)C, (long long)N, (long long)K);
     int64_t n = C * N * K;
     if (n == 0 || (!dx && !df)) return CG_OK;
-    LAUNCH_EW(p, residual_bwd_kernel, n, (ET *)dx, (ET *)df, (const ET *)dy, scale, N, K, n);
+    LAUNCH_EW(p, residual_bwd_kernel, n, (ET *)dx, (ET *)df, (const ET *)dy, scale, N, K, n, (int)mode);
     return CG_OK;
 }
 
@@ -214,10 +242,10 @@ avgpool_fwd_kernel(T *__restrict__ y, const T *__restrict__ x, int64_t C, int64_
 }
 template <typename T>
 __global__ void avgpool_bwd_kernel(T *__restrict__ dx, const T *__restrict__ dy, int64_t C, int64_t N, int64_t HW,
-                                   float inv, int64_t n) {
+                                   float inv, int64_t n, int set) {
     GRID_STRIDE(i, n) {
         int64_t plane = i / HW, c = plane / N, nn = plane % N;
-        dx[i] = stf<T>(ldf(dx[i]) + ldf(dy[nn * C + c]) * inv);
+        put_grad(dx[i], ldf(dy[nn * C + c]) * inv, set);
     }
 }
 
@@ -233,14 +261,14 @@ extern "C" int cg_cuda_avgpool_global_forward(cg_cuda_ctx *ctx, cg_precision p, 
     CG_CUDA_CHECK_LAUNCH(ctx, "avgpool_fwd_kernel");
     return CG_OK;
 }
-extern "C" int cg_cuda_avgpool_global_backward(cg_cuda_ctx *ctx, cg_precision p, void *dx, const void *dy, int64_t C,
+extern "C" int cg_cuda_avgpool_global_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dx, const void *dy, int64_t C,
                                                int64_t N, int64_t HW) {
     CG_CHECK_PREC(p);
     CG_CUDA_ARG(C >= 0 && N >= 0 && HW >= 1, "C=%lld N=%lld HW=%lld", (long long)C, (long long)N, (long long)HW);
     int64_t n = C * N * HW;
     if (n == 0) return CG_OK;
     float inv = 1.0f / (float)HW;
-    LAUNCH_EW(p, avgpool_bwd_kernel, n, (ET *)dx, (const ET *)dy, C, N, HW, inv, n);
+    LAUNCH_EW(p, avgpool_bwd_kernel, n, (ET *)dx, (const ET *)dy, C, N, HW, inv, n, (int)mode);
     return CG_OK;
 }
 

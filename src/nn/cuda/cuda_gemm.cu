@@ -18,6 +18,7 @@
  * combinations used (32F/32F/32F, 16BF/16BF/16BF, 16BF/16BF/32F) are supported by cublasGemmEx.
  */
 #include <limits.h>
+#include <string.h>
 
 #include "nn/cuda/cuda_common.cuh"
 #include "nn/cuda/cuda_ops.h"
@@ -100,7 +101,7 @@ static int fill_cols(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *b, i
 /* ---------------------------------------------------------------- linear
  *
  * Forward:   y[n, o] = b[o] + sum_i x[n, i] w[o, i]          y = x @ w^T + b
- * Backward:  dx[n, i] += sum_o dy[n, o] w[o, i]              dx += dy @ w
+ * Backward:  dx[n, i] += sum_o dy[n, o] w[o, i]              dx += dy @ w   (= with CG_GRAD_SET: beta 0)
  *            dw[o, i] += sum_n dy[n, o] x[n, i]              dw += dy^T @ x      (fp32 output)
  *            db[o]    += sum_n dy[n, o]                      (deterministic column sums)
  *
@@ -129,7 +130,62 @@ static uint32_t align_of(const void *ptr) {
     } \
 } while (0)
 
-/* *used = 1 when cuBLASLt ran the product; 0 (and CG_OK) when the caller must fall back. */
+static void lt_plan_destroy(cg_lt_plan *pl) {
+    if (pl->lc) cublasLtMatrixLayoutDestroy(pl->lc);
+    if (pl->lb) cublasLtMatrixLayoutDestroy(pl->lb);
+    if (pl->la) cublasLtMatrixLayoutDestroy(pl->la);
+    if (pl->op) cublasLtMatmulDescDestroy(pl->op);
+    memset(pl, 0, sizeof *pl);
+}
+
+void cg_cuda_lt_plans_clear(cg_cuda_ctx *ctx) {
+    for (int i = 0; i < ctx->n_lt_plans; i++) lt_plan_destroy(&ctx->lt_plans[i]);
+    ctx->n_lt_plans = 0;
+}
+
+/* Descriptors and the heuristic's algorithm for pl's key (filled in by the caller); algo_ok = 0
+ * when the heuristic offers nothing that fits the workspace. On error pl is left destroyed. */
+static int lt_plan_build(cg_cuda_ctx *ctx, cg_lt_plan *pl) {
+    int rc = CG_OK;
+    cublasLtMatmulPreference_t pref = NULL;
+    cublasLtMatmulHeuristicResult_t res;
+    int nres = 0;
+    cudaDataType_t dt = cg_cuda_dtype((cg_precision)pl->p);
+    cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    cublasLtEpilogue_t epi = pl->has_bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+    uint64_t ws = ctx->lt_ws_bytes;
+    cublasStatus_t hs;
+
+    ctx->lt_plan_builds++;
+    LT_TRY(cublasLtMatmulDescCreate(&pl->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    LT_TRY(cublasLtMatmulDescSetAttribute(pl->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
+    LT_TRY(cublasLtMatmulDescSetAttribute(pl->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+    LT_TRY(cublasLtMatmulDescSetAttribute(pl->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi));
+    LT_TRY(cublasLtMatrixLayoutCreate(&pl->la, dt, (uint64_t)pl->in, (uint64_t)pl->out, (int64_t)pl->in));
+    LT_TRY(cublasLtMatrixLayoutCreate(&pl->lb, dt, (uint64_t)pl->in, (uint64_t)pl->N, (int64_t)pl->in));
+    LT_TRY(cublasLtMatrixLayoutCreate(&pl->lc, dt, (uint64_t)pl->out, (uint64_t)pl->N, (int64_t)pl->out));
+    LT_TRY(cublasLtMatmulPreferenceCreate(&pref));
+    LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
+    LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &pl->al_a,
+                                                sizeof pl->al_a));
+    LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &pl->al_b,
+                                                sizeof pl->al_b));
+    LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &pl->al_c,
+                                                sizeof pl->al_c));
+    LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &pl->al_c,
+                                                sizeof pl->al_c));
+    hs = cublasLtMatmulAlgoGetHeuristic(ctx->lt, pl->op, pl->la, pl->lb, pl->lc, pl->lc, pref, 1, &res, &nres);
+    pl->algo_ok = hs == CUBLAS_STATUS_SUCCESS && nres >= 1 && res.workspaceSize <= ctx->lt_ws_bytes;
+    if (pl->algo_ok) pl->algo = res.algo;
+done:
+    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+    if (rc) lt_plan_destroy(pl);
+    return rc;
+}
+
+/* *used = 1 when cuBLASLt ran the product; 0 (and CG_OK) when the caller must fall back. The
+ * plan for this key comes from the context's cache (built on first use); the bias pointer is the
+ * only per-call attribute. */
 static int lt_linear_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, const void *w, const void *b,
                              int64_t N, int64_t in, int64_t out, int *used) {
     *used = 0;
@@ -138,45 +194,44 @@ static int lt_linear_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const vo
     if ((in * (int64_t)es) % 16 || (out * (int64_t)es) % 16) return CG_OK;
     if (align_of(x) < 16 || align_of(w) < 16 || align_of(y) < 16 || (b && align_of(b) < 16)) return CG_OK;
 
+    cg_lt_plan key;
+    memset(&key, 0, sizeof key);
+    key.p = (int)p;
+    key.has_bias = b != NULL;
+    key.N = N;
+    key.in = in;
+    key.out = out;
+    key.al_a = align_of(w);
+    key.al_b = align_of(x);
+    key.al_c = align_of(y);
+    cg_lt_plan *pl = NULL;
+    for (int i = 0; i < ctx->n_lt_plans && !pl; i++) {
+        cg_lt_plan *c = &ctx->lt_plans[i];
+        if (c->p == key.p && c->has_bias == key.has_bias && c->N == N && c->in == in && c->out == out &&
+            c->al_a == key.al_a && c->al_b == key.al_b && c->al_c == key.al_c)
+            pl = c;
+    }
+    int cached = pl != NULL;
+    if (!pl) {
+        CG_TRY(lt_plan_build(ctx, &key));
+        if (ctx->n_lt_plans < CG_LT_PLANS) {
+            ctx->lt_plans[ctx->n_lt_plans++] = key;
+            cached = 1;
+            pl = &ctx->lt_plans[ctx->n_lt_plans - 1];
+        } else {
+            pl = &key;   /* the cache is full: this plan lives for this call only */
+        }
+    }
     int rc = CG_OK;
-    cublasLtMatmulDesc_t op = NULL;
-    cublasLtMatrixLayout_t la = NULL, lb = NULL, lc = NULL;
-    cublasLtMatmulPreference_t pref = NULL;
-    cublasLtMatmulHeuristicResult_t res;
-    int nres = 0;
-    cudaDataType_t dt = cg_cuda_dtype(p);
-    cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-    cublasLtEpilogue_t epi = b ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
-    uint64_t ws = ctx->lt_ws_bytes;
-    uint32_t al_a = align_of(w), al_b = align_of(x), al_c = align_of(y);
     float alpha = 1.0f, beta = 0.0f;
-    cublasStatus_t hs;
-
-    LT_TRY(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
-    LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
-    LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi));
-    if (b) LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &b, sizeof b));
-    LT_TRY(cublasLtMatrixLayoutCreate(&la, dt, (uint64_t)in, (uint64_t)out, (int64_t)in));
-    LT_TRY(cublasLtMatrixLayoutCreate(&lb, dt, (uint64_t)in, (uint64_t)N, (int64_t)in));
-    LT_TRY(cublasLtMatrixLayoutCreate(&lc, dt, (uint64_t)out, (uint64_t)N, (int64_t)out));
-    LT_TRY(cublasLtMatmulPreferenceCreate(&pref));
-    LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
-    LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof al_a));
-    LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof al_b));
-    LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof al_c));
-    LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, sizeof al_c));
-    hs = cublasLtMatmulAlgoGetHeuristic(ctx->lt, op, la, lb, lc, lc, pref, 1, &res, &nres);
-    if (hs != CUBLAS_STATUS_SUCCESS || nres < 1 || res.workspaceSize > ctx->lt_ws_bytes) goto done;  /* fall back */
-    LT_TRY(cublasLtMatmul(ctx->lt, op, &alpha, w, la, x, lb, &beta, y, lc, y, lc, &res.algo, ctx->lt_ws,
-                          ctx->lt_ws_bytes, ctx->stream));
-    *used = 1;
+    if (pl->algo_ok) {
+        if (b) LT_TRY(cublasLtMatmulDescSetAttribute(pl->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &b, sizeof b));
+        LT_TRY(cublasLtMatmul(ctx->lt, pl->op, &alpha, w, pl->la, x, pl->lb, &beta, y, pl->lc, y, pl->lc, &pl->algo,
+                              ctx->lt_ws, ctx->lt_ws_bytes, ctx->stream));
+        *used = 1;
+    }
 done:
-    if (pref) cublasLtMatmulPreferenceDestroy(pref);
-    if (lc) cublasLtMatrixLayoutDestroy(lc);
-    if (lb) cublasLtMatrixLayoutDestroy(lb);
-    if (la) cublasLtMatrixLayoutDestroy(la);
-    if (op) cublasLtMatmulDescDestroy(op);
+    if (!cached) lt_plan_destroy(pl);
     return rc;
 }
 
@@ -194,14 +249,15 @@ extern "C" int cg_cuda_linear_forward(cg_cuda_ctx *ctx, cg_precision p, void *y,
     return cg_cuda_gemm(ctx, p, 0, 1, N, out, in, 1.0f, x, in, w, in, b ? 1.0f : 0.0f, y, out, 0);
 }
 
-extern "C" int cg_cuda_linear_backward(cg_cuda_ctx *ctx, cg_precision p, void *dx, float *dw, float *db,
+extern "C" int cg_cuda_linear_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dx, float *dw, float *db,
                                        const void *dy, const void *x, const void *w, int64_t N, int64_t in,
                                        int64_t out) {
     CG_CHECK_PREC(p);
     CG_CUDA_ARG(N >= 0 && in >= 1 && out >= 1 && dw, "N=%lld in=%lld out=%lld dw=%p", (long long)N, (long long)in,
                 (long long)out, (void *)dw);
     if (N == 0) return CG_OK;
-    if (dx) CG_TRY(cg_cuda_gemm(ctx, p, 0, 0, N, in, out, 1.0f, dy, out, w, in, 1.0f, dx, in, 0));
+    if (dx)
+        CG_TRY(cg_cuda_gemm(ctx, p, 0, 0, N, in, out, 1.0f, dy, out, w, in, mode == CG_GRAD_SET ? 0.0f : 1.0f, dx, in, 0));
     CG_TRY(cg_cuda_gemm(ctx, p, 1, 0, out, in, N, 1.0f, dy, out, x, in, 1.0f, dw, in, 1));
     if (db) CG_TRY(cg_cuda_colsum_acc(ctx, p, db, dy, N, out));
     return CG_OK;

@@ -188,6 +188,9 @@ int cg_cuda_colsum_acc(cg_cuda_ctx *ctx, cg_precision p, float *dst, const void 
  * Eval forward                                   | Eval backward
  *   rstd = 1 / sqrt(running_var + eps)           |   xhat with running stats; dbeta += sum dy,
  *   y = gamma (x - running_mean) rstd + beta     |   dgamma += sum dy xhat ; dx += gamma rstd dy
+ * xbias (optional, [C]): the input is x + xbias[c] (the bias of the conv before, which then need
+ * not write it). The statistics are taken over x itself (var is the same; mean and running_mean
+ * get xbias added), the apply pass folds it into b, and the backward uses mean - xbias.
  * Kernels: partial sums (chan_partials_kernel) -> one thread per channel finalises (double) ->
  * one element-wise pass. Train forward reads x three times (sum, squared deviations, apply):
  * two-pass statistics like the CPU's, no E[x^2] - E[x]^2 cancellation.
@@ -197,13 +200,13 @@ int cg_cuda_colsum_acc(cg_cuda_ctx *ctx, cg_precision p, float *dst, const void 
 
 typedef struct {
     double *mean_d;
-    float *f0, *f1, *f2, *f3;
+    float *f0, *f1, *f2, *f3, *f4;
     double *part;
     red_plan pl = {0, 0};
 } bn_scratch;
 
 static int bn_layout(cg_cuda_ctx *ctx, int64_t C, int64_t M, bn_scratch *s) {
-    size_t chan = cg_align_up((size_t)C * (sizeof(double) + 4 * sizeof(float)), 256);
+    size_t chan = cg_align_up((size_t)C * (sizeof(double) + 5 * sizeof(float)), 256);
     CG_SCRATCH_NEED(ctx, chan + (size_t)C * 2 * sizeof(double), "batchnorm");
     char *base = (char *)ctx->scratch;
     s->mean_d = (double *)base;
@@ -211,14 +214,16 @@ static int bn_layout(cg_cuda_ctx *ctx, int64_t C, int64_t M, bn_scratch *s) {
     s->f1 = s->f0 + C;
     s->f2 = s->f1 + C;
     s->f3 = s->f2 + C;
+    s->f4 = s->f3 + C;
     s->part = (double *)(base + chan);
     CG_TRY(plan(M, C, 8192, ctx->scratch_bytes - chan, &s->pl, "batchnorm"));
     CHAN_CHECK(C, s->pl.P);
     return CG_OK;
 }
 
-/* mean_d[c] = sum / M ; save_mean[c] = (float) mean */
-__global__ void bn_mean_kernel(const double *__restrict__ part, int64_t C, int64_t P, int64_t M,
+/* mean_d[c] = sum / M (of x itself) ; save_mean[c] = (float) (mean + xbias[c]) */
+template <typename T>
+__global__ void bn_mean_kernel(const double *__restrict__ part, int64_t C, int64_t P, int64_t M, const T *__restrict__ xb,
                                double *__restrict__ mean_d, float *__restrict__ save_mean) {
     int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
@@ -226,13 +231,13 @@ __global__ void bn_mean_kernel(const double *__restrict__ part, int64_t C, int64
     for (int64_t p = 0; p < P; p++) s += part[(c * P + p) * 2];
     double mean = s / (double)M;
     mean_d[c] = mean;
-    save_mean[c] = (float)mean;
+    save_mean[c] = (float)(xb ? mean + (double)ldf(xb[c]) : mean);
 }
 
 /* var, rstd, running stats, and the affine a (ca), b (cb) of the apply pass */
 template <typename T>
 __global__ void bn_var_kernel(const double *__restrict__ part, int64_t C, int64_t P, int64_t M,
-                              const double *__restrict__ mean_d, const T *__restrict__ gamma,
+                              const double *__restrict__ mean_d, const T *__restrict__ xb, const T *__restrict__ gamma,
                               const T *__restrict__ beta, float eps, float momentum, float *__restrict__ rm,
                               float *__restrict__ rv, float *__restrict__ save_rstd, float *__restrict__ ca,
                               float *__restrict__ cb) {
@@ -248,14 +253,15 @@ __global__ void bn_var_kernel(const double *__restrict__ part, int64_t C, int64_
     save_rstd[c] = (float)rstd;
     if (rm) {
         double unbiased = M > 1 ? ss / (double)(M - 1) : var;
-        rm[c] = (float)((1.0 - (double)momentum) * (double)rm[c] + (double)momentum * mean);
+        double biased_mean = xb ? mean + (double)ldf(xb[c]) : mean;
+        rm[c] = (float)((1.0 - (double)momentum) * (double)rm[c] + (double)momentum * biased_mean);
         rv[c] = (float)((1.0 - (double)momentum) * (double)rv[c] + (double)momentum * unbiased);
     }
 }
 
-/* eval: a = gamma rstd, b = beta - running_mean a, rstd = 1/sqrt(running_var + eps) */
+/* eval: a = gamma rstd, b = beta - (running_mean - xbias) a, rstd = 1/sqrt(running_var + eps) */
 template <typename T>
-__global__ void bn_eval_coef_kernel(const T *__restrict__ gamma, const T *__restrict__ beta,
+__global__ void bn_eval_coef_kernel(const T *__restrict__ xb, const T *__restrict__ gamma, const T *__restrict__ beta,
                                     const float *__restrict__ rm, const float *__restrict__ rv, float eps, int64_t C,
                                     float *__restrict__ ca, float *__restrict__ cb, float *__restrict__ crstd) {
     int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
@@ -264,7 +270,7 @@ __global__ void bn_eval_coef_kernel(const T *__restrict__ gamma, const T *__rest
     float a = ldf(gamma[c]) * rstd;
     crstd[c] = rstd;
     ca[c] = a;
-    if (beta) cb[c] = ldf(beta[c]) - rm[c] * a;
+    if (beta) cb[c] = ldf(beta[c]) - (xb ? rm[c] - ldf(xb[c]) : rm[c]) * a;
 }
 
 /* y[c, i] = ca[c] x[c, i] + cb[c]   (y may alias x) */
@@ -303,37 +309,37 @@ template <typename T>
 __global__ void bn_bwd_apply_kernel(T *__restrict__ dx, const T *__restrict__ dy, const T *__restrict__ x,
                                     const float *__restrict__ mean, const float *__restrict__ rstd,
                                     const float *__restrict__ ck, const float *__restrict__ cmg,
-                                    const float *__restrict__ cmgx, int64_t C, int64_t M) {
+                                    const float *__restrict__ cmgx, int64_t C, int64_t M, int set) {
     int64_t n = C * M;
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
         int64_t c = i / M;
         float xh = (ldf(x[i]) - mean[c]) * rstd[c];
-        dx[i] = stf<T>(ldf(dx[i]) + ck[c] * (ldf(dy[i]) - cmg[c] - xh * cmgx[c]));
+        put_grad(dx[i], ck[c] * (ldf(dy[i]) - cmg[c] - xh * cmgx[c]), set);
     }
 }
 
 #define BN_ARGS_OK(C, M) CG_CUDA_ARG((C) >= 1 && (M) >= 1, "C=%lld M=%lld", (long long)(C), (long long)(M))
 
 template <typename T>
-static int bn_forward_train(cg_cuda_ctx *ctx, void *y, const void *x, const void *gamma, const void *beta, float *rm,
+static int bn_forward_train(cg_cuda_ctx *ctx, void *y, const void *x, const void *xb, const void *gamma, const void *beta, float *rm,
                             float *rv, float *save_mean, float *save_rstd, int64_t C, int64_t M, float momentum,
                             float eps) {
     bn_scratch s = {};
     CG_TRY(bn_layout(ctx, C, M, &s));
     unsigned int gc = cg_grid(C, 256);
     CG_TRY((chan_partials<T, RED_SUM>(ctx, x, NULL, NULL, NULL, NULL, C, M, &s.pl, s.part)));
-    bn_mean_kernel<<<gc, 256, 0, ctx->stream>>>(s.part, C, s.pl.P, M, s.mean_d, save_mean);
+    bn_mean_kernel<T><<<gc, 256, 0, ctx->stream>>>(s.part, C, s.pl.P, M, (const T *)xb, s.mean_d, save_mean);
     CG_CUDA_CHECK_LAUNCH(ctx, "bn_mean_kernel");
     CG_TRY((chan_partials<T, RED_SQDEV>(ctx, x, NULL, s.mean_d, NULL, NULL, C, M, &s.pl, s.part)));
-    bn_var_kernel<T><<<gc, 256, 0, ctx->stream>>>(s.part, C, s.pl.P, M, s.mean_d, (const T *)gamma, (const T *)beta, eps,
-                                                  momentum, rm, rv, save_rstd, s.f0, s.f1);
+    bn_var_kernel<T><<<gc, 256, 0, ctx->stream>>>(s.part, C, s.pl.P, M, s.mean_d, (const T *)xb, (const T *)gamma,
+                                                  (const T *)beta, eps, momentum, rm, rv, save_rstd, s.f0, s.f1);
     CG_CUDA_CHECK_LAUNCH(ctx, "bn_var_kernel");
     chan_affine_kernel<T><<<cg_grid(C * M, 256), 256, 0, ctx->stream>>>((T *)y, (const T *)x, s.f0, s.f1, C, M);
     CG_CUDA_CHECK_LAUNCH(ctx, "chan_affine_kernel");
     return CG_OK;
 }
 
-extern "C" int cg_cuda_batchnorm_forward_train(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x,
+extern "C" int cg_cuda_batchnorm_forward_train(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, const void *xbias,
                                                const void *gamma, const void *beta, float *running_mean,
                                                float *running_var, float *save_mean, float *save_rstd, int64_t C,
                                                int64_t M, float momentum, float eps) {
@@ -342,31 +348,44 @@ extern "C" int cg_cuda_batchnorm_forward_train(cg_cuda_ctx *ctx, cg_precision p,
     CG_CUDA_ARG(!running_mean == !running_var, "running_mean and running_var: both or neither");
     CG_CUDA_ARG(gamma && beta && save_mean && save_rstd, "gamma, beta, save_mean and save_rstd are required");
     if (p == CG_PREC_BF16)
-        return bn_forward_train<bf16>(ctx, y, x, gamma, beta, running_mean, running_var, save_mean, save_rstd, C, M,
+        return bn_forward_train<bf16>(ctx, y, x, xbias, gamma, beta, running_mean, running_var, save_mean, save_rstd, C, M,
                                       momentum, eps);
-    return bn_forward_train<float>(ctx, y, x, gamma, beta, running_mean, running_var, save_mean, save_rstd, C, M,
+    return bn_forward_train<float>(ctx, y, x, xbias, gamma, beta, running_mean, running_var, save_mean, save_rstd, C, M,
                                    momentum, eps);
 }
 
+/* out[c] = mean[c] - xbias[c]: the mean of x itself, for the backward's xhat */
 template <typename T>
-static int bn_backward(cg_cuda_ctx *ctx, void *dx, float *dgamma, float *dbeta, const void *dy, const void *x,
-                       const void *gamma, const float *mean, const float *rstd, int64_t C, int64_t M, int train,
-                       const bn_scratch *s) {
+__global__ void bn_unbias_mean_kernel(float *__restrict__ out, const float *__restrict__ mean, const T *__restrict__ xb,
+                                      int64_t C) {
+    int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (c < C) out[c] = mean[c] - ldf(xb[c]);
+}
+
+template <typename T>
+static int bn_backward(cg_cuda_ctx *ctx, cg_grad_mode mode, void *dx, float *dgamma, float *dbeta, const void *dy,
+                       const void *x, const void *xb, const void *gamma, const float *mean, const float *rstd,
+                       int64_t C, int64_t M, int train, const bn_scratch *s) {
     unsigned int gc = cg_grid(C, 256);
+    if (xb) {
+        bn_unbias_mean_kernel<T><<<gc, 256, 0, ctx->stream>>>(s->f4, mean, (const T *)xb, C);
+        CG_CUDA_CHECK_LAUNCH(ctx, "bn_unbias_mean_kernel");
+        mean = s->f4;
+    }
     CG_TRY((chan_partials<T, RED_BWD>(ctx, x, dy, NULL, mean, rstd, C, M, &s->pl, s->part)));
     bn_bwd_finalize_kernel<T><<<gc, 256, 0, ctx->stream>>>(s->part, C, s->pl.P, M, (const T *)gamma, rstd, train, dgamma,
                                                            dbeta, s->f0, s->f1, s->f2);
     CG_CUDA_CHECK_LAUNCH(ctx, "bn_bwd_finalize_kernel");
     if (dx) {
         bn_bwd_apply_kernel<T><<<cg_grid(C * M, 256), 256, 0, ctx->stream>>>(
-            (T *)dx, (const T *)dy, (const T *)x, mean, rstd, s->f0, s->f1, s->f2, C, M);
+            (T *)dx, (const T *)dy, (const T *)x, mean, rstd, s->f0, s->f1, s->f2, C, M, (int)mode);
         CG_CUDA_CHECK_LAUNCH(ctx, "bn_bwd_apply_kernel");
     }
     return CG_OK;
 }
 
-extern "C" int cg_cuda_batchnorm_backward_train(cg_cuda_ctx *ctx, cg_precision p, void *dx, float *dgamma, float *dbeta,
-                                                const void *dy, const void *x, const void *gamma,
+extern "C" int cg_cuda_batchnorm_backward_train(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dx, float *dgamma, float *dbeta,
+                                                const void *dy, const void *x, const void *xbias, const void *gamma,
                                                 const float *save_mean, const float *save_rstd, int64_t C,
                                                 int64_t M) {
     CG_CHECK_PREC(p);
@@ -374,16 +393,16 @@ extern "C" int cg_cuda_batchnorm_backward_train(cg_cuda_ctx *ctx, cg_precision p
     CG_CUDA_ARG(dgamma && dbeta, "dgamma and dbeta are required");
     bn_scratch s = {};
     CG_TRY(bn_layout(ctx, C, M, &s));
-    if (p == CG_PREC_BF16) return bn_backward<bf16>(ctx, dx, dgamma, dbeta, dy, x, gamma, save_mean, save_rstd, C, M, 1, &s);
-    return bn_backward<float>(ctx, dx, dgamma, dbeta, dy, x, gamma, save_mean, save_rstd, C, M, 1, &s);
+    if (p == CG_PREC_BF16) return bn_backward<bf16>(ctx, mode, dx, dgamma, dbeta, dy, x, xbias, gamma, save_mean, save_rstd, C, M, 1, &s);
+    return bn_backward<float>(ctx, mode, dx, dgamma, dbeta, dy, x, xbias, gamma, save_mean, save_rstd, C, M, 1, &s);
 }
 
 template <typename T>
-static int bn_forward_eval(cg_cuda_ctx *ctx, void *y, const void *x, const void *gamma, const void *beta,
+static int bn_forward_eval(cg_cuda_ctx *ctx, void *y, const void *x, const void *xb, const void *gamma, const void *beta,
                            const float *rm, const float *rv, int64_t C, int64_t M, float eps) {
     bn_scratch s = {};
     CG_TRY(bn_layout(ctx, C, M, &s));
-    bn_eval_coef_kernel<T><<<cg_grid(C, 256), 256, 0, ctx->stream>>>((const T *)gamma, (const T *)beta, rm, rv, eps, C,
+    bn_eval_coef_kernel<T><<<cg_grid(C, 256), 256, 0, ctx->stream>>>((const T *)xb, (const T *)gamma, (const T *)beta, rm, rv, eps, C,
                                                                       s.f0, s.f1, s.f2);
     CG_CUDA_CHECK_LAUNCH(ctx, "bn_eval_coef_kernel");
     chan_affine_kernel<T><<<cg_grid(C * M, 256), 256, 0, ctx->stream>>>((T *)y, (const T *)x, s.f0, s.f1, C, M);
@@ -391,38 +410,38 @@ static int bn_forward_eval(cg_cuda_ctx *ctx, void *y, const void *x, const void 
     return CG_OK;
 }
 
-extern "C" int cg_cuda_batchnorm_forward_eval(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x,
+extern "C" int cg_cuda_batchnorm_forward_eval(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, const void *xbias,
                                               const void *gamma, const void *beta, const float *running_mean,
                                               const float *running_var, int64_t C, int64_t M, float eps) {
     CG_CHECK_PREC(p);
     BN_ARGS_OK(C, M);
     CG_CUDA_ARG(gamma && beta && running_mean && running_var, "gamma, beta and the running stats are required");
-    if (p == CG_PREC_BF16) return bn_forward_eval<bf16>(ctx, y, x, gamma, beta, running_mean, running_var, C, M, eps);
-    return bn_forward_eval<float>(ctx, y, x, gamma, beta, running_mean, running_var, C, M, eps);
+    if (p == CG_PREC_BF16) return bn_forward_eval<bf16>(ctx, y, x, xbias, gamma, beta, running_mean, running_var, C, M, eps);
+    return bn_forward_eval<float>(ctx, y, x, xbias, gamma, beta, running_mean, running_var, C, M, eps);
 }
 
 template <typename T>
-static int bn_backward_eval(cg_cuda_ctx *ctx, void *dx, float *dgamma, float *dbeta, const void *dy, const void *x,
-                            const void *gamma, const float *rm, const float *rv, int64_t C, int64_t M, float eps) {
+static int bn_backward_eval(cg_cuda_ctx *ctx, cg_grad_mode mode, void *dx, float *dgamma, float *dbeta, const void *dy,
+                            const void *x, const void *xb, const void *gamma, const float *rm, const float *rv, int64_t C, int64_t M, float eps) {
     bn_scratch s = {};
     CG_TRY(bn_layout(ctx, C, M, &s));
     /* rstd of the running variance into f3 (f0..f2 are the finaliser's outputs) */
-    bn_eval_coef_kernel<T><<<cg_grid(C, 256), 256, 0, ctx->stream>>>((const T *)gamma, (const T *)NULL, rm, rv, eps, C,
+    bn_eval_coef_kernel<T><<<cg_grid(C, 256), 256, 0, ctx->stream>>>((const T *)NULL, (const T *)gamma, (const T *)NULL, rm, rv, eps, C,
                                                                       s.f0, s.f1, s.f3);
     CG_CUDA_CHECK_LAUNCH(ctx, "bn_eval_coef_kernel");
-    return bn_backward<T>(ctx, dx, dgamma, dbeta, dy, x, gamma, rm, s.f3, C, M, 0, &s);
+    return bn_backward<T>(ctx, mode, dx, dgamma, dbeta, dy, x, xb, gamma, rm, s.f3, C, M, 0, &s);
 }
 
-extern "C" int cg_cuda_batchnorm_backward_eval(cg_cuda_ctx *ctx, cg_precision p, void *dx, float *dgamma, float *dbeta,
-                                               const void *dy, const void *x, const void *gamma,
+extern "C" int cg_cuda_batchnorm_backward_eval(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dx, float *dgamma, float *dbeta,
+                                               const void *dy, const void *x, const void *xbias, const void *gamma,
                                                const float *running_mean, const float *running_var, int64_t C,
                                                int64_t M, float eps) {
     CG_CHECK_PREC(p);
     BN_ARGS_OK(C, M);
     CG_CUDA_ARG(dgamma && dbeta && running_mean && running_var, "dgamma, dbeta and the running stats are required");
     if (p == CG_PREC_BF16)
-        return bn_backward_eval<bf16>(ctx, dx, dgamma, dbeta, dy, x, gamma, running_mean, running_var, C, M, eps);
-    return bn_backward_eval<float>(ctx, dx, dgamma, dbeta, dy, x, gamma, running_mean, running_var, C, M, eps);
+        return bn_backward_eval<bf16>(ctx, mode, dx, dgamma, dbeta, dy, x, xbias, gamma, running_mean, running_var, C, M, eps);
+    return bn_backward_eval<float>(ctx, mode, dx, dgamma, dbeta, dy, x, xbias, gamma, running_mean, running_var, C, M, eps);
 }
 
 /* ---------------------------------------------------------------- LayerNorm
@@ -469,7 +488,7 @@ template <typename T>
 __global__ void __launch_bounds__(CG_BLOCK)
 ln_backward_dx_kernel(T *__restrict__ dx, const T *__restrict__ dy, const T *__restrict__ x,
                       const float *__restrict__ mean, const float *__restrict__ rstd, const T *__restrict__ w,
-                      int64_t N, int64_t C) {
+                      int64_t N, int64_t C, int set) {
     int64_t row = (int64_t)blockIdx.x * CG_WARPS + (threadIdx.x >> 5);
     int lane = threadIdx.x & 31;
     if (row >= N) return;
@@ -485,7 +504,7 @@ ln_backward_dx_kernel(T *__restrict__ dx, const T *__restrict__ dy, const T *__r
     float a = warp_sum(sg) / (float)C, bb = warp_sum(sgx) / (float)C;
     for (int64_t c = lane; c < C; c += 32) {
         float xh = (ldf(xr[c]) - m) * r;
-        dr[c] = stf<T>(ldf(dr[c]) + r * (ldf(gr[c]) * ldf(w[c]) - a - xh * bb));
+        put_grad(dr[c], r * (ldf(gr[c]) * ldf(w[c]) - a - xh * bb), set);
     }
 }
 
@@ -509,7 +528,7 @@ extern "C" int cg_cuda_layernorm_forward(cg_cuda_ctx *ctx, cg_precision p, void 
     return CG_OK;
 }
 
-extern "C" int cg_cuda_layernorm_backward(cg_cuda_ctx *ctx, cg_precision p, void *dx, float *dw, float *db,
+extern "C" int cg_cuda_layernorm_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dx, float *dw, float *db,
                                           const void *dy, const void *x, const float *mean, const float *rstd,
                                           const void *w, int64_t N, int64_t C) {
     CG_CHECK_PREC(p);
@@ -519,10 +538,10 @@ extern "C" int cg_cuda_layernorm_backward(cg_cuda_ctx *ctx, cg_precision p, void
         unsigned int grid = (unsigned int)((N + CG_WARPS - 1) / CG_WARPS);
         if (p == CG_PREC_BF16)
             ln_backward_dx_kernel<bf16><<<grid, CG_BLOCK, 0, ctx->stream>>>(
-                (bf16 *)dx, (const bf16 *)dy, (const bf16 *)x, mean, rstd, (const bf16 *)w, N, C);
+                (bf16 *)dx, (const bf16 *)dy, (const bf16 *)x, mean, rstd, (const bf16 *)w, N, C, (int)mode);
         else
             ln_backward_dx_kernel<float><<<grid, CG_BLOCK, 0, ctx->stream>>>(
-                (float *)dx, (const float *)dy, (const float *)x, mean, rstd, (const float *)w, N, C);
+                (float *)dx, (const float *)dy, (const float *)x, mean, rstd, (const float *)w, N, C, (int)mode);
         CG_CUDA_CHECK_LAUNCH(ctx, "ln_backward_dx_kernel");
     }
     if (dw || db) {

@@ -5,9 +5,10 @@
  *
  * Arguments: device pointers. "X" = float (CG_PREC_FP32) or __nv_bfloat16 (CG_PREC_BF16), by the
  * call's precision p (nn/cuda/cg_cuda.h). Parameter gradients (dw, db, dgamma, ...) are float and
- * ACCUMULATE (+=) like the CPU's; activation gradients are X and accumulate too, except where a
- * function says "overwritten". Statistics (mean, rstd, running stats) are float. NULL is allowed
- * exactly where the CPU function allows it.
+ * ACCUMULATE (+=) like the CPU's. Activation gradients (dx, da, df, dqkv: X) follow the call's
+ * cg_grad_mode: CG_GRAD_ADD accumulates like the CPU, CG_GRAD_SET overwrites (never reads the
+ * buffer, so it may hold anything). Statistics (mean, rstd, running stats) are float. NULL is
+ * allowed exactly where the CPU function allows it.
  *
  * Returns CG_OK, CG_ERR_STATE for invalid arguments (a message naming the function and the
  * problem, including "needs N bytes of scratch"), CG_ERR_DEVICE for CUDA/cuBLAS failures.
@@ -24,13 +25,18 @@
 extern "C" {
 #endif
 
+/* How a backward function writes its activation gradients. CG_GRAD_SET is CG_GRAD_ADD into a
+ * zeroed buffer (the same value, rounded once) without the zero fill and the read: a model uses
+ * it wherever it would otherwise clear a gradient buffer first. */
+typedef enum { CG_GRAD_ADD = 0, CG_GRAD_SET = 1 } cg_grad_mode;
+
 /* ---------------------------------------------------------------- linear (nn/linear.h)
  * x [N, in] X, w [out, in] X, b [out] X or NULL, y [N, out] X (overwritten).
  * Backward: dx [N, in] X += dy @ w (dx may be NULL); dw [out, in] float += dy^T @ x;
  * db [out] float += column sums of dy (may be NULL). */
 int cg_cuda_linear_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, const void *w, const void *b,
                            int64_t N, int64_t in, int64_t out);
-int cg_cuda_linear_backward(cg_cuda_ctx *ctx, cg_precision p, void *dx, float *dw, float *db, const void *dy,
+int cg_cuda_linear_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dx, float *dw, float *db, const void *dy,
                             const void *x, const void *w, int64_t N, int64_t in, int64_t out);
 
 /* ---------------------------------------------------------------- conv2d (nn/conv2d.h)
@@ -41,7 +47,7 @@ int cg_cuda_linear_backward(cg_cuda_ctx *ctx, cg_precision p, void *dx, float *d
  * Backward: dx X += (may be NULL), dw float +=, db float += (may be NULL). */
 int cg_cuda_conv2d_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, const void *w, const void *b,
                            int64_t Cin, int64_t N, int64_t H, int64_t W, int64_t Cout, int k, int stride, int pad);
-int cg_cuda_conv2d_backward(cg_cuda_ctx *ctx, cg_precision p, void *dx, float *dw, float *db, const void *dy,
+int cg_cuda_conv2d_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dx, float *dw, float *db, const void *dy,
                             const void *x, const void *w, int64_t Cin, int64_t N, int64_t H, int64_t W, int64_t Cout,
                             int k, int stride, int pad);
 /* Scratch the conv needs for one image per group (forward and backward); more makes groups larger. */
@@ -52,48 +58,57 @@ size_t cg_cuda_conv2d_scratch_bytes(cg_precision p, int64_t Cin, int64_t H, int6
  * Backward: dx X += (may be NULL), dw float +=, db float += (may be NULL). */
 int cg_cuda_dwconv2d_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, const void *w, const void *b,
                              int64_t C, int64_t N, int64_t H, int64_t W, int k);
-int cg_cuda_dwconv2d_backward(cg_cuda_ctx *ctx, cg_precision p, void *dx, float *dw, float *db, const void *dy,
+int cg_cuda_dwconv2d_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dx, float *dw, float *db, const void *dy,
                               const void *x, const void *w, int64_t C, int64_t N, int64_t H, int64_t W, int k);
 size_t cg_cuda_dwconv2d_scratch_bytes(int64_t C, int64_t N, int k);
 
 /* ---------------------------------------------------------------- batchnorm (nn/batchnorm.h)
  * x, y [C, M] X (M = N*H*W contiguous per channel); gamma, beta [C] X; save_mean, save_rstd [C]
  * float (written); running_mean/var [C] float or both NULL. y may alias x.
- * Backward (train): dx X += (may be NULL), dgamma, dbeta float +=. */
-int cg_cuda_batchnorm_forward_train(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, const void *gamma,
-                                    const void *beta, float *running_mean, float *running_var, float *save_mean,
-                                    float *save_rstd, int64_t C, int64_t M, float momentum, float eps);
-int cg_cuda_batchnorm_backward_train(cg_cuda_ctx *ctx, cg_precision p, void *dx, float *dgamma, float *dbeta,
-                                     const void *dy, const void *x, const void *gamma, const float *save_mean,
-                                     const float *save_rstd, int64_t C, int64_t M);
-int cg_cuda_batchnorm_forward_eval(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, const void *gamma,
-                                   const void *beta, const float *running_mean, const float *running_var, int64_t C,
-                                   int64_t M, float eps);
-int cg_cuda_batchnorm_backward_eval(cg_cuda_ctx *ctx, cg_precision p, void *dx, float *dgamma, float *dbeta,
-                                    const void *dy, const void *x, const void *gamma, const float *running_mean,
-                                    const float *running_var, int64_t C, int64_t M, float eps);
+ * xbias [C] X or NULL: the BatchNorm's input is x + xbias[c] (the bias of the conv before it,
+ * which then runs without one: no pass writes it). save_mean and running_mean include it; the
+ * backward takes the same x and xbias.
+ * Backward (train): dx X (may be NULL; mode), dgamma, dbeta float +=. */
+int cg_cuda_batchnorm_forward_train(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, const void *xbias,
+                                    const void *gamma, const void *beta, float *running_mean, float *running_var,
+                                    float *save_mean, float *save_rstd, int64_t C, int64_t M, float momentum,
+                                    float eps);
+int cg_cuda_batchnorm_backward_train(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dx, float *dgamma,
+                                     float *dbeta, const void *dy, const void *x, const void *xbias, const void *gamma,
+                                     const float *save_mean, const float *save_rstd, int64_t C, int64_t M);
+int cg_cuda_batchnorm_forward_eval(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, const void *xbias,
+                                   const void *gamma, const void *beta, const float *running_mean,
+                                   const float *running_var, int64_t C, int64_t M, float eps);
+int cg_cuda_batchnorm_backward_eval(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dx, float *dgamma,
+                                    float *dbeta, const void *dy, const void *x, const void *xbias, const void *gamma,
+                                    const float *running_mean, const float *running_var, int64_t C, int64_t M,
+                                    float eps);
 
 /* ---------------------------------------------------------------- layernorm (nn/layernorm.h)
  * x, y [N, C] X; w [C] X; b [C] X or NULL; mean, rstd [N] float (written). y may alias x.
  * Backward: dx X +=, dw float +=, db float += (each may be NULL). */
 int cg_cuda_layernorm_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, float *mean, float *rstd, const void *x,
                               const void *w, const void *b, int64_t N, int64_t C, float eps);
-int cg_cuda_layernorm_backward(cg_cuda_ctx *ctx, cg_precision p, void *dx, float *dw, float *db, const void *dy,
+int cg_cuda_layernorm_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dx, float *dw, float *db, const void *dy,
                                const void *x, const float *mean, const float *rstd, const void *w, int64_t N,
                                int64_t C);
 
 /* ---------------------------------------------------------------- activations (nn/activations.h, nn/gelu.h)
  * n elements each; forward outputs overwritten (y may alias x), backward += . */
 int cg_cuda_relu6_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, int64_t n);
-int cg_cuda_relu6_backward(cg_cuda_ctx *ctx, cg_precision p, void *dx, const void *dy, const void *x, int64_t n);
-/* z = relu6(a) * b ; da, db may be NULL */
-int cg_cuda_star_relu6_forward(cg_cuda_ctx *ctx, cg_precision p, void *z, const void *a, const void *b, int64_t n);
-int cg_cuda_star_relu6_backward(cg_cuda_ctx *ctx, cg_precision p, void *da, void *db, const void *dz, const void *a,
-                                const void *b, int64_t n);
+int cg_cuda_relu6_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dx, const void *dy, const void *x, int64_t n);
+/* z = relu6(a) * b ; da, db may be NULL. bias_a, bias_b: [n / M] X or NULL, a per-channel bias
+ * added to a, b on the fly (element i is in channel i / M): the 1x1 conv that made a and b then
+ * runs without its bias, and no pass writes it. Backward: da, db w.r.t. the biased inputs. */
+int cg_cuda_star_relu6_forward(cg_cuda_ctx *ctx, cg_precision p, void *z, const void *a, const void *b,
+                               const void *bias_a, const void *bias_b, int64_t M, int64_t n);
+int cg_cuda_star_relu6_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *da, void *db,
+                                const void *dz, const void *a, const void *b, const void *bias_a, const void *bias_b,
+                                int64_t M, int64_t n);
 int cg_cuda_gelu_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, int64_t n);
-int cg_cuda_gelu_backward(cg_cuda_ctx *ctx, cg_precision p, void *dx, const void *dy, const void *x, int64_t n);
+int cg_cuda_gelu_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dx, const void *dy, const void *x, int64_t n);
 int cg_cuda_quick_gelu_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, int64_t n);
-int cg_cuda_quick_gelu_backward(cg_cuda_ctx *ctx, cg_precision p, void *dx, const void *dy, const void *x, int64_t n);
+int cg_cuda_quick_gelu_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dx, const void *dy, const void *x, int64_t n);
 
 /* ---------------------------------------------------------------- image layout (core/tensor.h)
  * cg_nchw_to_cnhw on the device: src [N, C, HW] float (images as the loader makes them, copied
@@ -107,14 +122,14 @@ int cg_cuda_nchw_to_cnhw(cg_cuda_ctx *ctx, cg_precision p, void *dst, const floa
  * Backward: dx += dy, df += s[n] dy (either may be NULL). */
 int cg_cuda_residual_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, const void *f,
                              const float *scale, int64_t C, int64_t N, int64_t K);
-int cg_cuda_residual_backward(cg_cuda_ctx *ctx, cg_precision p, void *dx, void *df, const void *dy, const float *scale,
+int cg_cuda_residual_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dx, void *df, const void *dy, const float *scale,
                               int64_t C, int64_t N, int64_t K);
 
 /* ---------------------------------------------------------------- pooling (nn/pooling.h)
  * x [C, N, HW] X -> y [N, C] X (overwritten); backward dx += dy / HW. */
 int cg_cuda_avgpool_global_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, int64_t C, int64_t N,
                                    int64_t HW);
-int cg_cuda_avgpool_global_backward(cg_cuda_ctx *ctx, cg_precision p, void *dx, const void *dy, int64_t C, int64_t N,
+int cg_cuda_avgpool_global_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dx, const void *dy, int64_t C, int64_t N,
                                     int64_t HW);
 
 /* ---------------------------------------------------------------- embeddings (nn/embedding.h)
@@ -141,7 +156,7 @@ int cg_cuda_posemb_backward(cg_cuda_ctx *ctx, cg_precision p, float *dpos, const
  * allowed key gets P = 0 and out = 0. Backward: dqkv [B, T, 3C] X +=. */
 int cg_cuda_attention_forward(cg_cuda_ctx *ctx, cg_precision p, void *out, void *att, const void *qkv, int64_t B,
                               int64_t T, int64_t C, int n_heads, int causal, const uint8_t *key_mask);
-int cg_cuda_attention_backward(cg_cuda_ctx *ctx, cg_precision p, void *dqkv, const void *dout, const void *qkv,
+int cg_cuda_attention_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dqkv, const void *dout, const void *qkv,
                                const void *att, int64_t B, int64_t T, int64_t C, int n_heads);
 size_t cg_cuda_attention_scratch_bytes(cg_precision p, int64_t B, int64_t T, int64_t C, int n_heads);
 
