@@ -9,6 +9,9 @@
  *              over --steps timed steps after --warmup, each step ending in its loss read
  *              (a synchronisation); memory: the bytes clipgrid allocated (arenas, scratch,
  *              cuBLAS workspaces, allocated once: the peak) and the device-wide use it added.
+ *   split      the image tower alone and the text tower alone (forward + zero_grad + backward of
+ *              a fixed d_emb each), and the rest of the step (ClipLoss, clipping, AdamW): where
+ *              the time goes, for the performance work.
  *   text MFU   the text tower alone: forward + zero_grad + backward of a fixed d_emb, no
  *              optimizer; 6 * N * B * T / time / peak, N = the tower's parameters without its
  *              embedding tables (token, position, token type), as the PyTorch side counts.
@@ -194,6 +197,25 @@ static int bench_config(const bench_opts *o, const cg_cuda_device_info *dev, con
     }
     TRY(cg_cuda_sync(ctx));
     double text_s = (now_s() - t0) / o->steps;
+
+    /* the image tower alone, the same way (train-mode forward on the images already uploaded) */
+    demb = malloc((size_t)B * m.embed_dim * sizeof *demb);
+    for (int64_t i = 0; i < (int64_t)B * m.embed_dim; i++) demb[i] = 1e-3f;
+    TRY(cg_cuda_starnet_set_d_emb(&dm.image, demb));
+    free(demb);
+    TRY(cg_cuda_starnet_forward(&dm.image, NULL, 1));
+    TRY(cg_cuda_starnet_backward(&dm.image, dm.image.d_emb));
+    TRY(cg_cuda_sync(ctx));
+    t0 = now_s();
+    for (int i = 0; i < o->steps; i++) {
+        TRY(cg_cuda_starnet_forward(&dm.image, NULL, 1));
+        TRY(cg_cuda_starnet_zero_grad(&dm.image));
+        TRY(cg_cuda_starnet_backward(&dm.image, dm.image.d_emb));
+    }
+    TRY(cg_cuda_sync(ctx));
+    double image_s = (now_s() - t0) / o->steps;
+    /* the rest of a step: ClipLoss, clipping, AdamW, the loss read (step - both towers) */
+    double rest_s = step_s - image_s - text_s;
     double n_text = (double)text_matmul_params(&m.text);
     double text_flops = 6.0 * n_text * B * T;
     double mfu_text = peak_flops > 0 ? text_flops / text_s / peak_flops : NAN;
@@ -208,6 +230,8 @@ static int bench_config(const bench_opts *o, const cg_cuda_device_info *dev, con
     printf("%-12s x %-18s %s B=%d S=%d: %8.1f img/s  %7.1f ms/step  loss %.4f  allocated %.2f GiB (device +%.2f GiB)  "
            "text %.1f ms fwd+bwd, MFU %.1f%%\n", image, text, cg_prec_name(o->p), B, S, ips, step_s * 1e3, loss,
            allocated / 1073741824.0, (double)(used1 - used0) / 1073741824.0, text_s * 1e3, 100 * mfu_text);
+    printf("    step split: image tower %.1f ms fwd+bwd, text tower %.1f ms, the rest (loss, clip, AdamW) %.1f ms\n",
+           image_s * 1e3, text_s * 1e3, rest_s * 1e3);
     for (int i = 0; i < 4; i++)
         printf("    dwconv 7x7 stage %d [C %lld, N %d, %lldx%lld]: forward %.0f GB/s, backward %.0f GB/s%s\n", i,
                (long long)dwC[i], B, (long long)dwH[i], (long long)dwH[i], fwd[i], bwd[i],
@@ -228,6 +252,8 @@ static int bench_config(const bench_opts *o, const cg_cuda_device_info *dev, con
         cJSON_AddNumberToObject(j, "allocated_gib", allocated / 1073741824.0);
         cJSON_AddNumberToObject(j, "device_used_gib", (double)(used1 - used0) / 1073741824.0);
         cJSON_AddNumberToObject(j, "text_fwd_bwd_ms", text_s * 1e3);
+        cJSON_AddNumberToObject(j, "image_fwd_bwd_ms", image_s * 1e3);
+        cJSON_AddNumberToObject(j, "rest_ms", rest_s * 1e3);
         cJSON_AddNumberToObject(j, "text_params_matmul", n_text);
         if (peak_flops > 0) cJSON_AddNumberToObject(j, "mfu_text", mfu_text);
         cJSON *dw = cJSON_AddArrayToObject(j, "dwconv");

@@ -3,7 +3,8 @@
  *
  * Without a CUDA device (CI): the plugin loads (its undefined symbols resolve against the
  * executable's) and the run stops before writing anything: exit 3, "no CUDA device" on stderr,
- * no --out directory. That is asserted, and the program passes.
+ * no --out directory; `clipgrid eval --device cuda` exits 3 the same way. That is asserted,
+ * and the program passes.
  *
  * With a device: starnet_s050 x clip:tiny on Fashion-MNIST, batch 16 of 32x32, 20 steps, seed 3,
  * DropPath 0.1, the loss logged every step:
@@ -17,6 +18,8 @@
  *   the checkpoint  of the device run, evaluated by `clipgrid eval` on the CPU, gives the
  *                   zero-shot top-1 the device's own evaluation reported (within 1/200 in fp32,
  *                   the eval set's granularity, 0.03 in bf16), so the weights came back intact;
+ *                   `clipgrid eval --device cuda` (batch 7) of the same checkpoint gives the CPU
+ *                   eval's top-1 within the same bounds;
  *   --resume        the fp32 device run's step-10 checkpoint, resumed with --device cpu: steps
  *                   11..20 (logged anew) within 1e-3 relative of the device's (moments, BN stats,
  *                   DropPath generator and data position all came back);
@@ -142,18 +145,30 @@ static void test_no_device_writes_nothing(void) {
     CHECK(!cg_file_exists(out));
     if (check_failures_now) show_log("nodevice.log");
     free(t);
+    /* clipgrid eval --device cuda stops the same way, before reading the run */
+    const char *eargs[] = {"eval", "--checkpoint", out, "--device", "cuda", NULL};
+    CHECK_EQ_INT(run("nodevice_eval.log", eargs), 3);
+    t = log_text("nodevice_eval.log");
+    CHECK(strstr(t, "--device cuda: no CUDA device") != NULL);
+    if (check_failures_now) show_log("nodevice_eval.log");
+    free(t);
     free(out);
 }
 
-/* top-1 that `clipgrid eval` (CPU) computes from the run's latest checkpoint */
-static double cpu_eval_top1(const char *dir, const char *log) {
-    const char *args[] = {"eval", "--checkpoint", dir, "--eval-samples", "200", "--retrieval-samples", "64", NULL};
-    if (run(log, args) != 0) return NAN;
+/* top-1 that `clipgrid eval` computes from the run's latest checkpoint: on the CPU (precision
+ * NULL), or with --device cuda --precision P (batch 7: chunks with a short last one) */
+static double eval_top1(const char *dir, const char *log, const char *precision) {
+    const char *cpu[] = {"eval", "--checkpoint", dir, "--eval-samples", "200", "--retrieval-samples", "64", NULL};
+    const char *dev[] = {"eval", "--checkpoint", dir, "--eval-samples", "200", "--retrieval-samples", "64",
+                         "--device", "cuda", "--precision", precision, "--batch-size", "7", NULL};
+    if (run(log, precision ? dev : cpu) != 0) return NAN;
     char *t = log_text(log), *k = strstr(t, "\"fmnist-zeroshot-top1\":");
     double v = k ? strtod(k + strlen("\"fmnist-zeroshot-top1\":"), NULL) : NAN;
+    if (precision && !strstr(t, "\"device\":\t\"cuda:0 ")) v = NAN;   /* it ran on the device */
     free(t);
     return v;
 }
+static double cpu_eval_top1(const char *dir, const char *log) { return eval_top1(dir, log, NULL); }
 
 static void test_device_tracks_cpu(void) {
     char *cpu = cg_path_join(root, "cpu"), *f32 = cg_path_join(root, "cuda_fp32"), *b16 = cg_path_join(root, "cuda_bf16");
@@ -206,6 +221,13 @@ static void test_device_tracks_cpu(void) {
             c_f32, t_b16, c_b16);
     CHECK(fabs(t_f32 - c_f32) <= 0.0051);
     CHECK(fabs(t_b16 - c_b16) <= 0.03);
+    /* clipgrid eval --device cuda of the same checkpoints, against clipgrid eval on the CPU */
+    double d_f32 = eval_top1(f32, "eval_dev_fp32.log", "fp32"), d_b16 = eval_top1(b16, "eval_dev_bf16.log", "bf16");
+    fprintf(stderr, "  clipgrid eval --device cuda: fp32 %.4f (cpu %.4f), bf16 %.4f (cpu %.4f)\n", d_f32, c_f32, d_b16,
+            c_b16);
+    CHECK(fabs(d_f32 - c_f32) <= 0.0051);
+    CHECK(fabs(d_b16 - c_b16) <= 0.03);
+    if (check_failures_now) { show_log("eval_dev_fp32.log"); show_log("eval_dev_bf16.log"); }
 
     /* the fp32 device run's checkpoint of step 10 resumes on the CPU: steps 11..20 as on the device */
     char *r = cg_path_join(root, "cuda_fp32_resumed_on_cpu");

@@ -117,6 +117,18 @@ static void test_run_leaves_its_files(void) {
     snprintf(want, sizeof want, "\"fmnist-zeroshot-top1\":\t%g", top1);
     if (!strstr(et, want)) fprintf(stderr, "  eval printed:\n%s\n  wanted %s\n", et, want);
     CHECK(strstr(et, want) != NULL);
+    CHECK(strstr(et, "\"device\":\t\"cpu\"") && strstr(et, "\"precision\":\t\"fp32\""));
+    /* the evaluation's device flags: bf16 is not a CPU precision, an unknown device is named */
+    const char *e_bf16[] = {"eval", "--checkpoint", out, "--precision", "bf16", NULL};
+    CHECK_EQ_INT(run("files_eval_bad.log", e_bf16), 2);
+    char *bp = cg_path_join(root, "files_eval_bad.log"), *bt = read_text(bp);
+    CHECK(strstr(bt, "--precision bf16: the CPU evaluates in fp32 only") != NULL);
+    const char *e_tpu[] = {"eval", "--checkpoint", out, "--device", "tpu", NULL};
+    CHECK_EQ_INT(run("files_eval_bad.log", e_tpu), 2);
+    free(bt);
+    bt = read_text(bp);
+    CHECK(strstr(bt, "--device tpu: cpu or cuda") != NULL);
+    free(bp); free(bt);
     if (check_failures_now) show_log("files.log");
     free(out); free(lp); free(latest); free(rp); free(csvp); free(csv); free(ep); free(et);
 }

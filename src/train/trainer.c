@@ -719,9 +719,24 @@ done:
 
 /* ------------------------------------------------------------------ clipgrid eval */
 
-int eval_run(const char *run_dir, const char *data, int64_t step, int eval_samples, int retrieval_samples, int threads) {
+int eval_run(const char *run_dir, const char *data, int64_t step, int eval_samples, int retrieval_samples, int threads,
+             const char *device, const char *precision_name, int batch) {
+    if (!device) device = "cpu";
+    int on_cuda = !strcmp(device, "cuda");
+    if (!precision_name) precision_name = on_cuda ? "bf16" : "fp32";
+    train_precision precision = TRAIN_PREC_FP32;
     int rc = check_data_spec("--data", data, NULL);
+    if (!rc) rc = train_precision_parse(precision_name, &precision);
+    if (!rc && !on_cuda && precision != TRAIN_PREC_FP32)
+        rc = cg_error_set(CG_ERR_USAGE, "--precision %s: the CPU evaluates in fp32 only (bf16 is for --device cuda)",
+                          precision_name);
+    if (!rc && batch < 1) rc = cg_error_set(CG_ERR_USAGE, "--batch-size %d: at least 1", batch);
     if (rc) { cg_log_error("%s", cg_error_message()); return 2; }
+    char device_desc[256] = "cpu";
+    if ((rc = train_backend_probe(device, 0, device_desc, sizeof device_desc))) {
+        cg_log_error("%s", cg_error_message());
+        return 3;
+    }
     if (threads > 0) omp_set_num_threads(threads);
     char *cpath = cg_path_join(run_dir, "config.json");
     cg_json_doc doc;
@@ -766,18 +781,41 @@ int eval_run(const char *run_dir, const char *data, int64_t step, int eval_sampl
     eval_result er;
     memset(&er, 0, sizeof er);
     loader_opts lo;
+    /* the device backend is built for training steps: it takes AdamW states (fresh ones here,
+     * never used: no step runs) and a batch, the chunk it encodes per call; the text tower is
+     * "frozen" (no text moments on the device). The CPU backend evaluates without them. */
+    adamw_state opt_img, opt_scale;
+    memset(&opt_img, 0, sizeof opt_img);
+    memset(&opt_scale, 0, sizeof opt_scale);
+    train_backend be;
+    memset(&be, 0, sizeof be);
+    if (!rc && on_cuda) {
+        adamw_init(&opt_img, &rm.model.image.params);
+        adamw_init(&opt_scale, &rm.model.scale);
+        rm.model.text.frozen = 1;   /* no step runs: the device keeps no text gradients or moments */
+    }
     if (!rc) {
         loader_opts_for(&o, data, 0, rm.cap.lang, &lo);
-        train_backend be;
-        train_backend_args ba = {.model = &rm.model, .image_size = (int)NUM("image_size"), .context = rm.T};
-        rc = train_backend_open("cpu", &ba, &be);
+        train_backend_args ba = {.model = &rm.model, .opt_img = on_cuda ? &opt_img : NULL,
+                                 .opt_scale = on_cuda ? &opt_scale : NULL,
+                                 .acfg = {0.9f, 0.999f, 1e-8f, 0.0f}, .batch = batch,
+                                 .image_size = (int)NUM("image_size"), .context = rm.T, .accum_steps = 1,
+                                 .precision = precision};
+        rc = train_backend_open(device, &ba, &be);
+        if (rc) exit_code = rc == CG_ERR_DEVICE ? 3 : rc == CG_ERR_USAGE ? 2 : 1;
         if (!rc) rc = evaluate_on(&be, &rm, &set, &lo, (int)NUM("image_size"), eval_samples, retrieval_samples,
                                   (uint64_t)NUM("seed"), &er);
-        train_backend_close(&be);
     }
+    train_backend_info bi;
+    memset(&bi, 0, sizeof bi);
+    snprintf(bi.device, sizeof bi.device, "%s", device_desc);
+    if (!rc && be.ops) train_backend_info_get(&be, &bi);
+    train_backend_close(&be);
+    adamw_free(&opt_img);
+    adamw_free(&opt_scale);
     if (rc) {
         cg_log_error("%s", cg_error_message());
-        exit_code = 2;
+        if (!exit_code) exit_code = 2;
     } else {
         const char *tags[16];
         double vals[16];
@@ -787,6 +825,8 @@ int eval_run(const char *run_dir, const char *data, int64_t step, int eval_sampl
         cJSON_AddStringToObject(res, "checkpoint", run_dir);
         cJSON_AddNumberToObject(res, "step", (double)step);
         cJSON_AddStringToObject(res, "data", data);
+        cJSON_AddStringToObject(res, "device", bi.device);
+        cJSON_AddStringToObject(res, "precision", train_precision_name(precision));
         cJSON_AddNumberToObject(res, "images", er.n_images);
         cJSON_AddNumberToObject(res, "retrieval_pairs", er.n_retrieval);
         for (int i = 0; i < n; i++) cJSON_AddNumberToObject(res, tags[i] + 4, vals[i]);

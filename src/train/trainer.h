@@ -46,8 +46,11 @@ void train_options_defaults(train_options *o);
 int train_run(const train_options *o);
 
 /* `clipgrid eval`: evaluate a run directory's checkpoint on a dataset; prints and returns JSON
- * metrics via stdout. step < 0: checkpoints/latest. */
+ * metrics via stdout. step < 0: checkpoints/latest. device "cpu" or "cuda" (NULL: cpu);
+ * precision "fp32"/"bf16" (NULL: bf16 on cuda, fp32 on cpu); batch: images or texts encoded
+ * per device call (cuda; the CPU encodes any number at once). Exit codes as `clipgrid train`'s
+ * (0 done, 2 bad input, 3 device unavailable, 4 data unreadable). */
 int eval_run(const char *run_dir, const char *data, int64_t step, int eval_samples, int retrieval_samples,
-             int threads);
+             int threads, const char *device, const char *precision, int batch);
 
 #endif

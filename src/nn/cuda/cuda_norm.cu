@@ -11,7 +11,7 @@
 #include "nn/cuda/cuda_common.cuh"
 #include "nn/cuda/cuda_ops.h"
 
-enum { RED_SUM = 0, RED_SQDEV = 1, RED_BWD = 2 };
+enum { RED_SUM = 0, RED_BWD = 2 };
 
 /* ---------------------------------------------------------------- partition plans */
 
@@ -36,13 +36,11 @@ static int plan(int64_t n_items, int64_t lanes, int64_t target, size_t avail, re
 /* ---------------------------------------------------------------- channel (row) partial sums
  * x, dy [C, M]. Block b = c * P + p sums items [p*chunk, min(M, (p+1)*chunk)) of channel c:
  *   RED_SUM:    s0 = sum x
- *   RED_SQDEV:  s0 = sum (x - mean_d[c])^2
  *   RED_BWD:    s0 = sum dy,  s1 = sum dy * (x - mean[c]) * rstd[c]
  * part[(c * P + p) * 2 + {0, 1}] = s0, s1. */
 template <typename T, int MODE>
 __global__ void __launch_bounds__(CG_BLOCK)
-chan_partials_kernel(const T *__restrict__ x, const T *__restrict__ dy, const double *__restrict__ mean_d,
-                     const float *__restrict__ mean, const float *__restrict__ rstd, int64_t M, int64_t P, int64_t chunk,
+chan_partials_kernel(const T *__restrict__ x, const T *__restrict__ dy, const float *__restrict__ mean, const float *__restrict__ rstd, int64_t M, int64_t P, int64_t chunk,
                      double *__restrict__ part) {
     __shared__ double shm[CG_WARPS];
     int64_t c = blockIdx.x / P, pp = blockIdx.x % P;
@@ -51,12 +49,6 @@ chan_partials_kernel(const T *__restrict__ x, const T *__restrict__ dy, const do
     double s0 = 0.0, s1 = 0.0;
     if (MODE == RED_SUM) {
         for (int64_t i = i0 + threadIdx.x; i < i1; i += CG_BLOCK) s0 += (double)ldf(xc[i]);
-    } else if (MODE == RED_SQDEV) {
-        double mu = mean_d[c];
-        for (int64_t i = i0 + threadIdx.x; i < i1; i += CG_BLOCK) {
-            double d = (double)ldf(xc[i]) - mu;
-            s0 += d * d;
-        }
     } else {
         const T *gc = dy + c * M;
         float mu = mean[c], rs = rstd[c];
@@ -75,10 +67,10 @@ chan_partials_kernel(const T *__restrict__ x, const T *__restrict__ dy, const do
 }
 
 template <typename T, int MODE>
-static int chan_partials(cg_cuda_ctx *ctx, const void *x, const void *dy, const double *mean_d, const float *mean,
+static int chan_partials(cg_cuda_ctx *ctx, const void *x, const void *dy, const float *mean,
                          const float *rstd, int64_t C, int64_t M, const red_plan *pl, double *part) {
     chan_partials_kernel<T, MODE><<<(unsigned int)(C * pl->P), CG_BLOCK, 0, ctx->stream>>>(
-        (const T *)x, (const T *)dy, mean_d, mean, rstd, M, pl->P, pl->chunk, part);
+        (const T *)x, (const T *)dy, mean, rstd, M, pl->P, pl->chunk, part);
     CG_CUDA_CHECK_LAUNCH(ctx, "chan_partials_kernel");
     return CG_OK;
 }
@@ -102,8 +94,8 @@ int cg_cuda_rowsum_acc(cg_cuda_ctx *ctx, cg_precision p, float *dst, const void 
     CG_TRY(plan(M, C, 8192, ctx->scratch_bytes, &pl, "row sums"));
     CHAN_CHECK(C, pl.P);
     double *part = (double *)ctx->scratch;
-    if (p == CG_PREC_BF16) CG_TRY((chan_partials<bf16, RED_SUM>(ctx, src, NULL, NULL, NULL, NULL, C, M, &pl, part)));
-    else CG_TRY((chan_partials<float, RED_SUM>(ctx, src, NULL, NULL, NULL, NULL, C, M, &pl, part)));
+    if (p == CG_PREC_BF16) CG_TRY((chan_partials<bf16, RED_SUM>(ctx, src, NULL, NULL, NULL, C, M, &pl, part)));
+    else CG_TRY((chan_partials<float, RED_SUM>(ctx, src, NULL, NULL, NULL, C, M, &pl, part)));
     rowsum_finalize_kernel<<<cg_grid(C, 256), 256, 0, ctx->stream>>>(dst, part, C, pl.P);
     CG_CUDA_CHECK_LAUNCH(ctx, "rowsum_finalize_kernel");
     return CG_OK;
@@ -191,26 +183,26 @@ int cg_cuda_colsum_acc(cg_cuda_ctx *ctx, cg_precision p, float *dst, const void 
  * xbias (optional, [C]): the input is x + xbias[c] (the bias of the conv before, which then need
  * not write it). The statistics are taken over x itself (var is the same; mean and running_mean
  * get xbias added), the apply pass folds it into b, and the backward uses mean - xbias.
- * Kernels: partial sums (chan_partials_kernel) -> one thread per channel finalises (double) ->
- * one element-wise pass. Train forward reads x three times (sum, squared deviations, apply):
- * two-pass statistics like the CPU's, no E[x^2] - E[x]^2 cancellation.
+ * Kernels: partial sums -> one thread per channel finalises (double) -> one element-wise pass.
+ * Train forward reads x twice: the statistics (bn_chunk_moments_kernel: each block keeps its
+ * chunk of a channel in shared memory and takes the sum and the squared deviations about the
+ * chunk's own mean from there; the chunks are merged with Chan et al.'s pairwise update, so the
+ * variance is never E[x^2] - E[x]^2), then the apply pass.
  *
  * Scratch: per-channel values first (double mean, four float arrays), the partials after them.
  */
 
 typedef struct {
-    double *mean_d;
     float *f0, *f1, *f2, *f3, *f4;
     double *part;
     red_plan pl = {0, 0};
 } bn_scratch;
 
 static int bn_layout(cg_cuda_ctx *ctx, int64_t C, int64_t M, bn_scratch *s) {
-    size_t chan = cg_align_up((size_t)C * (sizeof(double) + 5 * sizeof(float)), 256);
+    size_t chan = cg_align_up((size_t)C * 5 * sizeof(float), 256);
     CG_SCRATCH_NEED(ctx, chan + (size_t)C * 2 * sizeof(double), "batchnorm");
     char *base = (char *)ctx->scratch;
-    s->mean_d = (double *)base;
-    s->f0 = (float *)(base + (size_t)C * sizeof(double));
+    s->f0 = (float *)base;
     s->f1 = s->f0 + C;
     s->f2 = s->f1 + C;
     s->f3 = s->f2 + C;
@@ -221,39 +213,71 @@ static int bn_layout(cg_cuda_ctx *ctx, int64_t C, int64_t M, bn_scratch *s) {
     return CG_OK;
 }
 
-/* mean_d[c] = sum / M (of x itself) ; save_mean[c] = (float) (mean + xbias[c]) */
+/* One read of a channel's chunk [i0, i1) (block c * P + p): the values go to shared memory (a
+ * chunk longer than BN_CHUNK is read a second time instead), then
+ *   part[(c P + p) 2] = s = sum x,   part[(c P + p) 2 + 1] = q = sum (x - s / n)^2,  n = i1 - i0
+ * with double accumulators: the chunk's own two-pass moments. */
+#define BN_CHUNK 8192
 template <typename T>
-__global__ void bn_mean_kernel(const double *__restrict__ part, int64_t C, int64_t P, int64_t M, const T *__restrict__ xb,
-                               double *__restrict__ mean_d, float *__restrict__ save_mean) {
-    int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= C) return;
-    double s = 0.0;
-    for (int64_t p = 0; p < P; p++) s += part[(c * P + p) * 2];
-    double mean = s / (double)M;
-    mean_d[c] = mean;
-    save_mean[c] = (float)(xb ? mean + (double)ldf(xb[c]) : mean);
+__global__ void __launch_bounds__(CG_BLOCK)
+bn_chunk_moments_kernel(const T *__restrict__ x, int64_t M, int64_t P, int64_t chunk, double *__restrict__ part) {
+    __shared__ float xs[BN_CHUNK];
+    __shared__ double shm[CG_WARPS];
+    int64_t c = blockIdx.x / P, pp = blockIdx.x % P;
+    int64_t i0 = pp * chunk, i1 = i0 + chunk < M ? i0 + chunk : M, n = i1 - i0;
+    const T *xc = x + c * M + i0;
+    int cached = n <= BN_CHUNK;
+    double s = 0.0, q = 0.0;
+    for (int64_t i = threadIdx.x; i < n; i += CG_BLOCK) {
+        float v = ldf(xc[i]);
+        if (cached) xs[i] = v;
+        s += (double)v;
+    }
+    s = block_sum_d(s, shm);   /* its barriers also publish xs */
+    double mu = s / (double)n;
+    for (int64_t i = threadIdx.x; i < n; i += CG_BLOCK) {
+        double d = (double)(cached ? xs[i] : ldf(xc[i])) - mu;
+        q += d * d;
+    }
+    q = block_sum_d(q, shm);
+    if (threadIdx.x == 0) {
+        part[(c * P + pp) * 2] = s;
+        part[(c * P + pp) * 2 + 1] = q;
+    }
 }
 
-/* var, rstd, running stats, and the affine a (ca), b (cb) of the apply pass */
+/* Per channel: the chunks' moments merged in order (Chan, Golub, LeVeque: with n, mean, M2 so
+ * far and a chunk's nb, mb, qb: d = mb - mean, mean += d nb / (n + nb), M2 += qb + d^2 n nb /
+ * (n + nb)); var = M2 / M (biased), rstd, the running stats (unbiased M2 / (M - 1)), and the
+ * affine a (ca), b (cb) of the apply pass on x itself. save_mean and running_mean get xbias
+ * added (the mean of the BatchNorm's real input x + xbias). */
 template <typename T>
-__global__ void bn_var_kernel(const double *__restrict__ part, int64_t C, int64_t P, int64_t M,
-                              const double *__restrict__ mean_d, const T *__restrict__ xb, const T *__restrict__ gamma,
-                              const T *__restrict__ beta, float eps, float momentum, float *__restrict__ rm,
-                              float *__restrict__ rv, float *__restrict__ save_rstd, float *__restrict__ ca,
-                              float *__restrict__ cb) {
+__global__ void bn_stats_kernel(const double *__restrict__ part, int64_t C, int64_t P, int64_t M, int64_t chunk,
+                                const T *__restrict__ xb, const T *__restrict__ gamma, const T *__restrict__ beta,
+                                float eps, float momentum, float *__restrict__ rm, float *__restrict__ rv,
+                                float *__restrict__ save_mean, float *__restrict__ save_rstd, float *__restrict__ ca,
+                                float *__restrict__ cb) {
     int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
-    double ss = 0.0;
-    for (int64_t p = 0; p < P; p++) ss += part[(c * P + p) * 2];
-    double mean = mean_d[c], var = ss / (double)M;
+    double n = 0.0, mean = 0.0, m2 = 0.0;
+    for (int64_t p = 0; p < P; p++) {
+        int64_t left = M - p * chunk;
+        double nb = (double)(left < chunk ? left : chunk);
+        double mb = part[(c * P + p) * 2] / nb, d = mb - mean, tot = n + nb;
+        mean += d * nb / tot;
+        m2 += part[(c * P + p) * 2 + 1] + d * d * n * nb / tot;
+        n = tot;
+    }
+    double var = m2 / (double)M;
     double rstd = 1.0 / sqrt(var + (double)eps);
     double g = (double)ldf(gamma[c]), bt = (double)ldf(beta[c]);
+    double biased_mean = xb ? mean + (double)ldf(xb[c]) : mean;
     ca[c] = (float)(g * rstd);
     cb[c] = (float)(bt - mean * g * rstd);
+    save_mean[c] = (float)biased_mean;
     save_rstd[c] = (float)rstd;
     if (rm) {
-        double unbiased = M > 1 ? ss / (double)(M - 1) : var;
-        double biased_mean = xb ? mean + (double)ldf(xb[c]) : mean;
+        double unbiased = M > 1 ? m2 / (double)(M - 1) : var;
         rm[c] = (float)((1.0 - (double)momentum) * (double)rm[c] + (double)momentum * biased_mean);
         rv[c] = (float)((1.0 - (double)momentum) * (double)rv[c] + (double)momentum * unbiased);
     }
@@ -327,13 +351,13 @@ static int bn_forward_train(cg_cuda_ctx *ctx, void *y, const void *x, const void
     bn_scratch s = {};
     CG_TRY(bn_layout(ctx, C, M, &s));
     unsigned int gc = cg_grid(C, 256);
-    CG_TRY((chan_partials<T, RED_SUM>(ctx, x, NULL, NULL, NULL, NULL, C, M, &s.pl, s.part)));
-    bn_mean_kernel<T><<<gc, 256, 0, ctx->stream>>>(s.part, C, s.pl.P, M, (const T *)xb, s.mean_d, save_mean);
-    CG_CUDA_CHECK_LAUNCH(ctx, "bn_mean_kernel");
-    CG_TRY((chan_partials<T, RED_SQDEV>(ctx, x, NULL, s.mean_d, NULL, NULL, C, M, &s.pl, s.part)));
-    bn_var_kernel<T><<<gc, 256, 0, ctx->stream>>>(s.part, C, s.pl.P, M, s.mean_d, (const T *)xb, (const T *)gamma,
-                                                  (const T *)beta, eps, momentum, rm, rv, save_rstd, s.f0, s.f1);
-    CG_CUDA_CHECK_LAUNCH(ctx, "bn_var_kernel");
+    bn_chunk_moments_kernel<T><<<(unsigned int)(C * s.pl.P), CG_BLOCK, 0, ctx->stream>>>((const T *)x, M, s.pl.P,
+                                                                                       s.pl.chunk, s.part);
+    CG_CUDA_CHECK_LAUNCH(ctx, "bn_chunk_moments_kernel");
+    bn_stats_kernel<T><<<gc, 256, 0, ctx->stream>>>(s.part, C, s.pl.P, M, s.pl.chunk, (const T *)xb, (const T *)gamma,
+                                                    (const T *)beta, eps, momentum, rm, rv, save_mean, save_rstd, s.f0,
+                                                    s.f1);
+    CG_CUDA_CHECK_LAUNCH(ctx, "bn_stats_kernel");
     chan_affine_kernel<T><<<cg_grid(C * M, 256), 256, 0, ctx->stream>>>((T *)y, (const T *)x, s.f0, s.f1, C, M);
     CG_CUDA_CHECK_LAUNCH(ctx, "chan_affine_kernel");
     return CG_OK;
@@ -372,7 +396,7 @@ static int bn_backward(cg_cuda_ctx *ctx, cg_grad_mode mode, void *dx, float *dga
         CG_CUDA_CHECK_LAUNCH(ctx, "bn_unbias_mean_kernel");
         mean = s->f4;
     }
-    CG_TRY((chan_partials<T, RED_BWD>(ctx, x, dy, NULL, mean, rstd, C, M, &s->pl, s->part)));
+    CG_TRY((chan_partials<T, RED_BWD>(ctx, x, dy, mean, rstd, C, M, &s->pl, s->part)));
     bn_bwd_finalize_kernel<T><<<gc, 256, 0, ctx->stream>>>(s->part, C, s->pl.P, M, (const T *)gamma, rstd, train, dgamma,
                                                            dbeta, s->f0, s->f1, s->f2);
     CG_CUDA_CHECK_LAUNCH(ctx, "bn_bwd_finalize_kernel");
