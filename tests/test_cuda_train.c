@@ -19,7 +19,8 @@
  *                   zero-shot top-1 the device's own evaluation reported (within 1/200 in fp32,
  *                   the eval set's granularity, 0.03 in bf16), so the weights came back intact;
  *                   `clipgrid eval --device cuda` (batch 7) of the same checkpoint gives the CPU
- *                   eval's top-1 within the same bounds;
+ *                   eval's top-1 within the same bounds and its mean retrieval ranks within 1
+ *                   (fp32) or 2 (bf16) of 64;
  *   --resume        the fp32 device run's step-10 checkpoint, resumed with --device cpu: steps
  *                   11..20 (logged anew) within 1e-3 relative of the device's (moments, BN stats,
  *                   DropPath generator and data position all came back);
@@ -155,6 +156,15 @@ static void test_no_device_writes_nothing(void) {
     free(out);
 }
 
+/* a number `clipgrid eval` printed (its JSON, pretty: "key":<tab>value) */
+static double printed(const char *log, const char *key) {
+    char *t = log_text(log), *pat = cg_xasprintf("\"%s\":", key), *k = strstr(t, pat);
+    double v = k ? strtod(k + strlen(pat), NULL) : NAN;
+    free(t);
+    free(pat);
+    return v;
+}
+
 /* top-1 that `clipgrid eval` computes from the run's latest checkpoint: on the CPU (precision
  * NULL), or with --device cuda --precision P (batch 7: chunks with a short last one) */
 static double eval_top1(const char *dir, const char *log, const char *precision) {
@@ -227,6 +237,15 @@ static void test_device_tracks_cpu(void) {
             c_b16);
     CHECK(fabs(d_f32 - c_f32) <= 0.0051);
     CHECK(fabs(d_b16 - c_b16) <= 0.03);
+    /* and every retrieval pair's rank (a few near-ties may swap: within 1 of 64 ranks in fp32, 2 in bf16) */
+    const char *ranks[2] = {"image_to_text_mean_rank", "text_to_image_mean_rank"};
+    for (int i = 0; i < 2; i++) {
+        double rf = printed("eval_dev_fp32.log", ranks[i]), cf = printed("eval_fp32.log", ranks[i]);
+        double rb = printed("eval_dev_bf16.log", ranks[i]), cb = printed("eval_bf16.log", ranks[i]);
+        fprintf(stderr, "  %s: fp32 device %.3f / cpu %.3f; bf16 device %.3f / cpu %.3f\n", ranks[i], rf, cf, rb, cb);
+        CHECK(fabs(rf - cf) <= 1.0);
+        CHECK(fabs(rb - cb) <= 2.0);
+    }
     if (check_failures_now) { show_log("eval_dev_fp32.log"); show_log("eval_dev_bf16.log"); }
 
     /* the fp32 device run's checkpoint of step 10 resumes on the CPU: steps 11..20 as on the device */

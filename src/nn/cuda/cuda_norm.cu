@@ -40,7 +40,8 @@ static int plan(int64_t n_items, int64_t lanes, int64_t target, size_t avail, re
  * part[(c * P + p) * 2 + {0, 1}] = s0, s1. */
 template <typename T, int MODE>
 __global__ void __launch_bounds__(CG_BLOCK)
-chan_partials_kernel(const T *__restrict__ x, const T *__restrict__ dy, const float *__restrict__ mean, const float *__restrict__ rstd, int64_t M, int64_t P, int64_t chunk,
+chan_partials_kernel(const T *__restrict__ x, const T *__restrict__ dy, const float *__restrict__ mean,
+                     const float *__restrict__ rstd, int64_t M, int64_t P, int64_t chunk,
                      double *__restrict__ part) {
     __shared__ double shm[CG_WARPS];
     int64_t c = blockIdx.x / P, pp = blockIdx.x % P;
