@@ -22,7 +22,10 @@
  *
  *   bench_cuda_train [--configs starnet_s1:clip:ViT-B/32,starnet_s4:bert-base-chinese]
  *                    [--batch-size 256] [--image-size 224] [--precision bf16|fp32] [--steps 10]
- *                    [--warmup 3] [--peak-tflops F] [--out FILE.jsonl]
+ *                    [--warmup 3] [--peak-tflops F] [--out FILE.jsonl] [--plan]
+ *
+ * --plan prints the device memory each configuration would take (the planning arenas) and
+ * needs no device.
  *
  * One JSON object per configuration (to --out, JSON lines) and a table. Written and compiled on a
  * machine without a GPU; NOT YET RUN on one. No device: prints why and exits 77.
@@ -71,6 +74,7 @@ typedef struct {
     cg_precision p;
     double peak_tflops;
     const char *out;
+    int plan;   /* --plan: device bytes each configuration would allocate, no device needed */
 } bench_opts;
 
 /* random CLIP / BERT ids as the PyTorch side makes them */
@@ -283,10 +287,31 @@ out:
     return rc;
 }
 
+/* --plan: what cg_cuda_clip_create and its context would allocate (arenas and scratch; the
+ * cuBLAS workspaces come on top), from the planning arenas: no device needed. */
+static int plan_config(const bench_opts *o, const char *image, const char *text) {
+    clip_model m;
+    memset(&m, 0, sizeof m);
+    clip_model_options mo = {.image_encoder = image, .text_encoder = text, .embed_dim = 512, .seed = 1, .vocab_size = 0,
+                             .pad_id = -1, .eos_id = -1};
+    if (clip_model_create(&m, &mo)) { fprintf(stderr, "%s x %s: %s\n", image, text, cg_error_message()); return 1; }
+    int T = m.text.cfg.context;
+    size_t arena = cg_cuda_clip_arena_bytes(&m, o->p, o->B, o->S, T, 1);
+    size_t scratch = cg_cuda_clip_scratch_bytes(&m, o->p, o->B, o->S, T, 1);
+    size_t img = cg_cuda_starnet_arena_bytes(&m.image, o->p, o->B, o->S, o->S);
+    size_t txt = cg_cuda_text_arena_bytes(&m.text, o->p, o->B, T);
+    printf("%-12s x %-18s %s B=%d S=%d T=%d: %.2f GiB planned (image tower %.2f, text tower %.2f, the rest %.2f, "
+           "scratch %.2f)\n", image, text, cg_prec_name(o->p), o->B, o->S, T, (arena + scratch) / 1073741824.0,
+           img / 1073741824.0, txt / 1073741824.0, (arena - img - txt) / 1073741824.0, scratch / 1073741824.0);
+    clip_model_free(&m);
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    bench_opts o = {"starnet_s1:clip:ViT-B/32,starnet_s4:bert-base-chinese", 256, 224, 10, 3, CG_PREC_BF16, 0, NULL};
+    bench_opts o = {"starnet_s1:clip:ViT-B/32,starnet_s4:bert-base-chinese", 256, 224, 10, 3, CG_PREC_BF16, 0, NULL, 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--plan")) { o.plan = 1; continue; }
         if (!v) { fprintf(stderr, "%s: needs a value\n", a); return 2; }
         if (!strcmp(a, "--configs")) o.configs = v;
         else if (!strcmp(a, "--batch-size")) o.B = atoi(v);
@@ -303,6 +328,18 @@ int main(int argc, char **argv) {
         i++;
     }
     if (o.B < 2 || o.S < 32 || o.steps < 1 || o.warmup < 1) { fprintf(stderr, "bad --batch-size/--image-size/--steps/--warmup\n"); return 2; }
+    if (o.plan) {
+        char *list = cg_xstrdup(o.configs);
+        int failures = 0;
+        for (char *save = NULL, *c = strtok_r(list, ",", &save); c; c = strtok_r(NULL, ",", &save)) {
+            char *colon = strchr(c, ':');
+            if (!colon) { fprintf(stderr, "--configs: \"%s\" is not IMAGE:TEXT\n", c); failures++; continue; }
+            *colon = 0;
+            failures += plan_config(&o, c, colon + 1);
+        }
+        free(list);
+        return failures ? 1 : 0;
+    }
     cg_cuda_device_info dev;
     if (cg_cuda_device_query(0, &dev)) { printf("%s: skipped\n", cg_error_message()); return 77; }
     printf("%s (sm_%d%d, %d SMs, %.0f GiB)\n", dev.name, dev.cc_major, dev.cc_minor, dev.sm_count,

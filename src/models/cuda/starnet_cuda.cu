@@ -356,12 +356,15 @@ extern "C" int cg_cuda_starnet_forward(cg_cuda_starnet *m, const float *images, 
 
 /* ---------------------------------------------------------------- backward */
 
-/* dy: gradient w.r.t. the block output; dx (overwritten): w.r.t. its input x. */
-static int block_backward(cg_cuda_starnet *m, int k, void *dx, const void *dy, const void *x, int h, int w) {
+/* g: the gradient w.r.t. the block output on entry, w.r.t. its input x on return. The residual
+ * path is the identity, so the branch's input gradient (the first depthwise conv's dx) is added
+ * into g in place: no copy of dy. g is read (by the DropPath scale or the last depthwise conv's
+ * backward) before that last add writes it. */
+static int block_backward(cg_cuda_starnet *m, int k, void *g, const void *x, int h, int w) {
     const cg_sn_block *b = &m->blocks[k];
     cg_cuda_sn_block_acts *ba = &m->bacts[k];
-    int64_t C = b->C, R = b->R, N = m->N, M = N * h * w, cm = C * M, rm = R * M;
-    SN_TRY(cg_cuda_d2d(m->ctx, dx, dy, (size_t)cm * cg_prec_size(m->p)));   /* residual path */
+    int64_t C = b->C, R = b->R, N = m->N, M = N * h * w, rm = R * M;
+    const void *dy = g;
     const void *d2 = dy;   /* the branch's gradient: dy, or s[n] dy under DropPath */
     if (block_drops(m, k)) {
         SN_TRY(cg_cuda_residual_backward(m->ctx, m->p, CG_GRAD_SET, NULL, m->gs_c1, dy, block_scale(m, k), C, N, (int64_t)h * w));
@@ -383,8 +386,8 @@ static int block_backward(cg_cuda_starnet *m, int k, void *dx, const void *dy, c
                                    N, h, w, 2 * R, 1, 1, 0));
     void *d_a = m->gs_c2;
     SN_TRY(bn_backward(m, b->dw_bn, d_a, d_ab, ba->a, NULL, ba->mean1, ba->rstd1, C, M));
-    return cg_cuda_dwconv2d_backward(m->ctx, m->p, CG_GRAD_ADD, dx, GR(m, b->dw.w), GR(m, b->dw.b), d_a, x, PX(m, b->dw.w), C, N, h,
-                                     w, 7);
+    return cg_cuda_dwconv2d_backward(m->ctx, m->p, CG_GRAD_ADD, g, GR(m, b->dw.w), GR(m, b->dw.b), d_a, x,
+                                     PX(m, b->dw.w), C, N, h, w, 7);   /* g = dy + the branch's dx */
 }
 
 extern "C" int cg_cuda_starnet_backward(cg_cuda_starnet *m, const void *d_emb) {
@@ -419,10 +422,7 @@ extern "C" int cg_cuda_starnet_backward(cg_cuda_starnet *m, const void *d_emb) {
         int C = m->widths[i], h = hs[i + 1], w = ws[i + 1];
         for (int j = m->cfg.depths[i] - 1; j >= 0; j--, k--) {
             const void *xin = j > 0 ? m->bacts[k - 1].out : m->down_b[i];
-            void *gin = buf[cb ^ 1];
-            SN_TRY(block_backward(m, k, gin, gcur, xin, h, w));
-            gcur = gin;
-            cb ^= 1;
+            SN_TRY(block_backward(m, k, gcur, xin, h, w));   /* in place: gcur stays buf[cb] */
         }
         /* downsampler: BN then conv; gcur is d(down_b[i]) */
         int64_t M = N * h * w;
