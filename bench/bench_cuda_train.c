@@ -138,6 +138,16 @@ out:
     return rc;
 }
 
+/* the benchmark's model for IMAGE x TEXT: 512-wide embeddings, seed 1, the towers' own vocab sizes */
+static int bench_model(clip_model *m, const char *image, const char *text) {
+    memset(m, 0, sizeof *m);
+    clip_model_options mo = {.image_encoder = image, .text_encoder = text, .embed_dim = 512, .seed = 1, .vocab_size = 0,
+                             .pad_id = -1, .eos_id = -1};
+    int rc = clip_model_create(m, &mo);
+    if (rc) fprintf(stderr, "%s x %s: %s\n", image, text, cg_error_message());
+    return rc;
+}
+
 static int bench_config(const bench_opts *o, const cg_cuda_device_info *dev, const char *image, const char *text,
                         FILE *jf) {
     int B = o->B, S = o->S, rc = CG_OK;
@@ -145,10 +155,7 @@ static int bench_config(const bench_opts *o, const cg_cuda_device_info *dev, con
     card_peaks(dev->name, &peak_flops, &peak_bw);
     if (o->peak_tflops > 0) peak_flops = o->peak_tflops * 1e12;
     clip_model m;
-    memset(&m, 0, sizeof m);
-    clip_model_options mo = {.image_encoder = image, .text_encoder = text, .embed_dim = 512, .seed = 1, .vocab_size = 0,
-                             .pad_id = -1, .eos_id = -1};
-    if ((rc = clip_model_create(&m, &mo))) { fprintf(stderr, "%s x %s: %s\n", image, text, cg_error_message()); return rc; }
+    if ((rc = bench_model(&m, image, text))) return rc;
     int T = m.text.cfg.context;
     adamw_state oi, ot, os;
     adamw_init(&oi, &m.image.params);
@@ -291,10 +298,7 @@ out:
  * cuBLAS workspaces come on top), from the planning arenas: no device needed. */
 static int plan_config(const bench_opts *o, const char *image, const char *text) {
     clip_model m;
-    memset(&m, 0, sizeof m);
-    clip_model_options mo = {.image_encoder = image, .text_encoder = text, .embed_dim = 512, .seed = 1, .vocab_size = 0,
-                             .pad_id = -1, .eos_id = -1};
-    if (clip_model_create(&m, &mo)) { fprintf(stderr, "%s x %s: %s\n", image, text, cg_error_message()); return 1; }
+    if (bench_model(&m, image, text)) return 1;
     int T = m.text.cfg.context;
     size_t arena = cg_cuda_clip_arena_bytes(&m, o->p, o->B, o->S, T, 1);
     size_t scratch = cg_cuda_clip_scratch_bytes(&m, o->p, o->B, o->S, T, 1);
@@ -328,31 +332,22 @@ int main(int argc, char **argv) {
         i++;
     }
     if (o.B < 2 || o.S < 32 || o.steps < 1 || o.warmup < 1) { fprintf(stderr, "bad --batch-size/--image-size/--steps/--warmup\n"); return 2; }
-    if (o.plan) {
-        char *list = cg_xstrdup(o.configs);
-        int failures = 0;
-        for (char *save = NULL, *c = strtok_r(list, ",", &save); c; c = strtok_r(NULL, ",", &save)) {
-            char *colon = strchr(c, ':');
-            if (!colon) { fprintf(stderr, "--configs: \"%s\" is not IMAGE:TEXT\n", c); failures++; continue; }
-            *colon = 0;
-            failures += plan_config(&o, c, colon + 1);
-        }
-        free(list);
-        return failures ? 1 : 0;
-    }
     cg_cuda_device_info dev;
-    if (cg_cuda_device_query(0, &dev)) { printf("%s: skipped\n", cg_error_message()); return 77; }
-    printf("%s (sm_%d%d, %d SMs, %.0f GiB)\n", dev.name, dev.cc_major, dev.cc_minor, dev.sm_count,
-           (double)dev.total_mem / 1073741824.0);
-    FILE *jf = o.out ? fopen(o.out, "a") : NULL;
-    if (o.out && !jf) { perror(o.out); return 2; }
+    memset(&dev, 0, sizeof dev);
+    if (!o.plan) {
+        if (cg_cuda_device_query(0, &dev)) { printf("%s: skipped\n", cg_error_message()); return 77; }
+        printf("%s (sm_%d%d, %d SMs, %.0f GiB)\n", dev.name, dev.cc_major, dev.cc_minor, dev.sm_count,
+               (double)dev.total_mem / 1073741824.0);
+    }
+    FILE *jf = o.out && !o.plan ? fopen(o.out, "a") : NULL;
+    if (o.out && !o.plan && !jf) { perror(o.out); return 2; }
     char *list = cg_xstrdup(o.configs);
     int failures = 0;
     for (char *save = NULL, *c = strtok_r(list, ",", &save); c; c = strtok_r(NULL, ",", &save)) {
         char *colon = strchr(c, ':');
         if (!colon) { fprintf(stderr, "--configs: \"%s\" is not IMAGE:TEXT\n", c); failures++; continue; }
         *colon = 0;
-        if (bench_config(&o, &dev, c, colon + 1, jf)) failures++;
+        if (o.plan ? plan_config(&o, c, colon + 1) : bench_config(&o, &dev, c, colon + 1, jf)) failures++;
     }
     free(list);
     if (jf) fclose(jf);

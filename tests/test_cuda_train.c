@@ -172,8 +172,8 @@ static double eval_top1(const char *dir, const char *log, const char *precision)
     const char *dev[] = {"eval", "--checkpoint", dir, "--eval-samples", "200", "--retrieval-samples", "64",
                          "--device", "cuda", "--precision", precision, "--batch-size", "7", NULL};
     if (run(log, precision ? dev : cpu) != 0) return NAN;
-    char *t = log_text(log), *k = strstr(t, "\"fmnist-zeroshot-top1\":");
-    double v = k ? strtod(k + strlen("\"fmnist-zeroshot-top1\":"), NULL) : NAN;
+    double v = printed(log, "fmnist-zeroshot-top1");
+    char *t = log_text(log);
     if (precision && !strstr(t, "\"device\":\t\"cuda:0 ")) v = NAN;   /* it ran on the device */
     free(t);
     return v;

@@ -434,12 +434,25 @@ static int write_json_file(const char *dir, const char *name, cJSON *obj) {
     return rc;
 }
 
+/* --precision of train and eval: *name defaults to bf16 on cuda, fp32 on the CPU; the enum into
+ * *p; CG_ERR_USAGE for a name that is not one, or bf16 on the CPU (`verb`: "trains", "evaluates"). */
+static int resolve_precision(int on_cuda, const char **name, train_precision *p, const char *verb) {
+    if (!*name) *name = on_cuda ? "bf16" : "fp32";
+    int rc = train_precision_parse(*name, p);
+    if (!rc && !on_cuda && *p != TRAIN_PREC_FP32)
+        rc = cg_error_set(CG_ERR_USAGE, "--precision %s: the CPU %s in fp32 only (bf16 is for --device cuda)", *name,
+                          verb);
+    return rc;
+}
+
+/* exit code of a backend that failed to open: 3 device unavailable, 2 bad setting, 1 otherwise */
+static int backend_open_exit_code(int rc) { return rc == CG_ERR_DEVICE ? 3 : rc == CG_ERR_USAGE ? 2 : 1; }
+
 int train_run(const train_options *opts) {
     train_options resolved = *opts;        /* with the device and precision defaults filled in */
     const train_options *o = &resolved;
     if (!resolved.device) resolved.device = "cpu";
     int on_cuda = !strcmp(resolved.device, "cuda");
-    if (!resolved.precision) resolved.precision = on_cuda ? "bf16" : "fp32";
     const char *eval_spec = eval_spec_of(o);
     int rc = check_data_spec("--data", o->data, o->dataset_type);
     if (!rc && eval_spec) rc = check_data_spec("--eval-data", eval_spec, NULL);
@@ -452,10 +465,7 @@ int train_run(const train_options *opts) {
     if (!rc && (o->image_size < 16 || o->image_size > 1024))
         rc = cg_error_set(CG_ERR_USAGE, "--image-size %d: choose 16..1024 (StarNet downsamples by 32)", o->image_size);
     train_precision precision = TRAIN_PREC_FP32;
-    if (!rc) rc = train_precision_parse(o->precision, &precision);
-    if (!rc && !on_cuda && precision != TRAIN_PREC_FP32)
-        rc = cg_error_set(CG_ERR_USAGE, "--precision %s: the CPU trains in fp32 only (bf16 is for --device cuda)",
-                          o->precision);
+    if (!rc) rc = resolve_precision(on_cuda, &resolved.precision, &precision, "trains");
     if (rc) { cg_log_error("%s", cg_error_message()); return 2; }
     /* the device before anything is written: no device, no run directory */
     char device_desc[256] = "cpu";
@@ -532,7 +542,7 @@ int train_run(const train_options *opts) {
                                 .image_size = S, .context = T, .accum_steps = o->accum_steps, .precision = precision};
     if ((rc = train_backend_open(o->device, &bargs, &be))) {
         cg_log_error("%s", cg_error_message());
-        exit_code = rc == CG_ERR_DEVICE ? 3 : rc == CG_ERR_USAGE ? 2 : 1;
+        exit_code = backend_open_exit_code(rc);
         goto done;
     }
     if ((rc = loader_open(&train_lo, data_position, &data))) {
@@ -723,13 +733,9 @@ int eval_run(const char *run_dir, const char *data, int64_t step, int eval_sampl
              const char *device, const char *precision_name, int batch) {
     if (!device) device = "cpu";
     int on_cuda = !strcmp(device, "cuda");
-    if (!precision_name) precision_name = on_cuda ? "bf16" : "fp32";
     train_precision precision = TRAIN_PREC_FP32;
     int rc = check_data_spec("--data", data, NULL);
-    if (!rc) rc = train_precision_parse(precision_name, &precision);
-    if (!rc && !on_cuda && precision != TRAIN_PREC_FP32)
-        rc = cg_error_set(CG_ERR_USAGE, "--precision %s: the CPU evaluates in fp32 only (bf16 is for --device cuda)",
-                          precision_name);
+    if (!rc) rc = resolve_precision(on_cuda, &precision_name, &precision, "evaluates");
     if (!rc && batch < 1) rc = cg_error_set(CG_ERR_USAGE, "--batch-size %d: at least 1", batch);
     if (rc) { cg_log_error("%s", cg_error_message()); return 2; }
     char device_desc[256] = "cpu";
@@ -802,7 +808,7 @@ int eval_run(const char *run_dir, const char *data, int64_t step, int eval_sampl
                                  .image_size = (int)NUM("image_size"), .context = rm.T, .accum_steps = 1,
                                  .precision = precision};
         rc = train_backend_open(device, &ba, &be);
-        if (rc) exit_code = rc == CG_ERR_DEVICE ? 3 : rc == CG_ERR_USAGE ? 2 : 1;
+        if (rc) exit_code = backend_open_exit_code(rc);
         if (!rc) rc = evaluate_on(&be, &rm, &set, &lo, (int)NUM("image_size"), eval_samples, retrieval_samples,
                                   (uint64_t)NUM("seed"), &er);
     }

@@ -266,31 +266,29 @@ static int draw_drop_scales(cg_cuda_starnet *m) {
     return cg_cuda_h2d(m->ctx, m->drop_scale, m->host_drop_scale, (size_t)m->n_blocks * m->N * sizeof(float));
 }
 
-/* BatchNorm of x + xbias[c]: xbias is the bias of the conv before (which ran without it), or NULL.
- * The tower passes NULL for now: folding the stem, downsampler and g conv biases in this way
- * moved the 3-step CLIP test's fp32 losses from 1e-5 to 2.8e-4 of the CPU's on the emulator
- * (docs/cuda.md, "Performance work"), so those convs still write their bias. */
-static int bn_forward(cg_cuda_starnet *m, cg_sn_bn bn, void *y, const void *x, const void *xbias, float *mean,
-                      float *rstd, int64_t C, int64_t M) {
+/* The convs before a BatchNorm write their own bias: the ops' xbias fold (no bias pass) moved the
+ * 3-step CLIP test's fp32 losses from 1e-5 to 2.8e-4 of the CPU's on the emulator (docs/cuda.md,
+ * "Performance work"), so the tower passes NULL. */
+static int bn_forward(cg_cuda_starnet *m, cg_sn_bn bn, void *y, const void *x, float *mean, float *rstd, int64_t C,
+                      int64_t M) {
     if (m->train) {
-        SN_TRY(cg_cuda_batchnorm_forward_train(m->ctx, m->p, y, x, xbias, PX(m, bn.w), PX(m, bn.b), BUF(m, bn.rm),
+        SN_TRY(cg_cuda_batchnorm_forward_train(m->ctx, m->p, y, x, NULL, PX(m, bn.w), PX(m, bn.b), BUF(m, bn.rm),
                                                BUF(m, bn.rv), mean, rstd, C, M, m->bn_momentum, m->bn_eps));
         m->w.counters[m->w.offsets[bn.nbt]]++;
         return CG_OK;
     }
-    return cg_cuda_batchnorm_forward_eval(m->ctx, m->p, y, x, xbias, PX(m, bn.w), PX(m, bn.b), BUF(m, bn.rm), BUF(m, bn.rv),
-                                          C, M, m->bn_eps);
+    return cg_cuda_batchnorm_forward_eval(m->ctx, m->p, y, x, NULL, PX(m, bn.w), PX(m, bn.b), BUF(m, bn.rm),
+                                          BUF(m, bn.rv), C, M, m->bn_eps);
 }
 
-/* dx (overwritten) of bn_forward's input; x, xbias as given to it */
-static int bn_backward(cg_cuda_starnet *m, cg_sn_bn bn, void *dx, const void *dy, const void *x, const void *xbias,
-                       const float *mean, const float *rstd, int64_t C, int64_t M) {
+/* dx (overwritten) of bn_forward's input x */
+static int bn_backward(cg_cuda_starnet *m, cg_sn_bn bn, void *dx, const void *dy, const void *x, const float *mean,
+                       const float *rstd, int64_t C, int64_t M) {
     if (m->train)
-        return cg_cuda_batchnorm_backward_train(m->ctx, m->p, CG_GRAD_SET, dx, GR(m, bn.w), GR(m, bn.b), dy, x, xbias,
+        return cg_cuda_batchnorm_backward_train(m->ctx, m->p, CG_GRAD_SET, dx, GR(m, bn.w), GR(m, bn.b), dy, x, NULL,
                                                 PX(m, bn.w), mean, rstd, C, M);
-    return cg_cuda_batchnorm_backward_eval(m->ctx, m->p, CG_GRAD_SET, dx, GR(m, bn.w), GR(m, bn.b), dy, x, xbias,
-                                           PX(m, bn.w),
-                                           BUF(m, bn.rm), BUF(m, bn.rv), C, M, m->bn_eps);
+    return cg_cuda_batchnorm_backward_eval(m->ctx, m->p, CG_GRAD_SET, dx, GR(m, bn.w), GR(m, bn.b), dy, x, NULL,
+                                           PX(m, bn.w), BUF(m, bn.rm), BUF(m, bn.rv), C, M, m->bn_eps);
 }
 
 /* One block at spatial size h x w; x is its input [C, N, h, w]. f1 and f2 run as one [2R, C]
@@ -303,12 +301,12 @@ static int block_forward(cg_cuda_starnet *m, int k, const void *x, int h, int w)
     cg_cuda_sn_block_acts *ba = &m->bacts[k];
     int64_t C = b->C, R = b->R, N = m->N, M = N * h * w;
     SN_TRY(cg_cuda_dwconv2d_forward(m->ctx, m->p, ba->a, x, PX(m, b->dw.w), PX(m, b->dw.b), C, N, h, w, 7));
-    SN_TRY(bn_forward(m, b->dw_bn, ba->ab, ba->a, NULL, ba->mean1, ba->rstd1, C, M));
+    SN_TRY(bn_forward(m, b->dw_bn, ba->ab, ba->a, ba->mean1, ba->rstd1, C, M));
     SN_TRY(cg_cuda_conv2d_forward(m->ctx, m->p, ba->h, ba->ab, PX(m, b->f1.w), NULL, C, N, h, w, 2 * R, 1, 1, 0));
     SN_TRY(cg_cuda_star_relu6_forward(m->ctx, m->p, ba->z, ba->h, xoff(m, ba->h, R * M), PX(m, b->f1.b),
                                       xoff(m, PX(m, b->f1.b), R), M, R * M));
     SN_TRY(cg_cuda_conv2d_forward(m->ctx, m->p, ba->gp, ba->z, PX(m, b->g.w), PX(m, b->g.b), R, N, h, w, C, 1, 1, 0));
-    SN_TRY(bn_forward(m, b->g_bn, ba->gb, ba->gp, NULL, ba->mean2, ba->rstd2, C, M));
+    SN_TRY(bn_forward(m, b->g_bn, ba->gb, ba->gp, ba->mean2, ba->rstd2, C, M));
     SN_TRY(cg_cuda_dwconv2d_forward(m->ctx, m->p, ba->out, ba->gb, PX(m, b->dw2.w), PX(m, b->dw2.b), C, N, h, w, 7));
     return cg_cuda_residual_forward(m->ctx, m->p, ba->out, x, ba->out, block_scale(m, k), C, N, (int64_t)h * w);
 }
@@ -326,17 +324,17 @@ extern "C" int cg_cuda_starnet_forward(cg_cuda_starnet *m, const float *images, 
     int h = conv_out(m->H), w = conv_out(m->W);
     SN_TRY(cg_cuda_conv2d_forward(m->ctx, m->p, m->stem_c, m->x, PX(m, m->stem_conv.w), PX(m, m->stem_conv.b), 3, N,
                                   m->H, m->W, sc, 3, 2, 1));
-    SN_TRY(bn_forward(m, m->stem_bn, m->stem_b, m->stem_c, NULL, m->stem_mean, m->stem_rstd, sc, N * h * w));
+    SN_TRY(bn_forward(m, m->stem_bn, m->stem_b, m->stem_c, m->stem_mean, m->stem_rstd, sc, N * h * w));
     SN_TRY(cg_cuda_relu6_forward(m->ctx, m->p, m->stem_a, m->stem_b, (int64_t)sc * N * h * w));
     const void *cur = m->stem_a;
     int prev = sc;
     for (int i = 0, k = 0; i < 4; i++) {
         int C = m->widths[i];
-        SN_TRY(cg_cuda_conv2d_forward(m->ctx, m->p, m->down_c[i], cur, PX(m, m->down_conv[i].w), PX(m, m->down_conv[i].b), prev, N, h, w,
-                                      C, 3, 2, 1));   /* its bias goes into the BatchNorm (xbias) */
+        SN_TRY(cg_cuda_conv2d_forward(m->ctx, m->p, m->down_c[i], cur, PX(m, m->down_conv[i].w),
+                                      PX(m, m->down_conv[i].b), prev, N, h, w, C, 3, 2, 1));
         h = conv_out(h);
         w = conv_out(w);
-        SN_TRY(bn_forward(m, m->down_bn[i], m->down_b[i], m->down_c[i], NULL, m->down_mean[i], m->down_rstd[i], C,
+        SN_TRY(bn_forward(m, m->down_bn[i], m->down_b[i], m->down_c[i], m->down_mean[i], m->down_rstd[i], C,
                           N * h * w));
         cur = m->down_b[i];
         for (int j = 0; j < m->cfg.depths[i]; j++, k++) {
@@ -346,7 +344,7 @@ extern "C" int cg_cuda_starnet_forward(cg_cuda_starnet *m, const float *images, 
         prev = C;
     }
     int Cl = m->widths[3];
-    SN_TRY(bn_forward(m, m->norm, m->norm_out, cur, NULL, m->norm_mean, m->norm_rstd, Cl, N * h * w));
+    SN_TRY(bn_forward(m, m->norm, m->norm_out, cur, m->norm_mean, m->norm_rstd, Cl, N * h * w));
     SN_TRY(cg_cuda_avgpool_global_forward(m->ctx, m->p, m->pooled, m->norm_out, Cl, N, (int64_t)h * w));
     SN_TRY(cg_cuda_linear_forward(m->ctx, m->p, m->emb, m->pooled, PX(m, m->head_w), PX(m, m->head_b), N, Cl,
                                   m->embed_dim));
@@ -374,7 +372,7 @@ static int block_backward(cg_cuda_starnet *m, int k, void *g, const void *x, int
     SN_TRY(cg_cuda_dwconv2d_backward(m->ctx, m->p, CG_GRAD_SET, d_gb, GR(m, b->dw2.w), GR(m, b->dw2.b), d2, ba->gb, PX(m, b->dw2.w),
                                      C, N, h, w, 7));
     void *d_gp = m->gs_c3;
-    SN_TRY(bn_backward(m, b->g_bn, d_gp, d_gb, ba->gp, NULL, ba->mean2, ba->rstd2, C, M));
+    SN_TRY(bn_backward(m, b->g_bn, d_gp, d_gb, ba->gp, ba->mean2, ba->rstd2, C, M));
     void *d_z = m->gs_r1;
     SN_TRY(cg_cuda_conv2d_backward(m->ctx, m->p, CG_GRAD_SET, d_z, GR(m, b->g.w), GR(m, b->g.b), d_gp, ba->z, PX(m, b->g.w), R, N, h,
                                    w, C, 1, 1, 0));
@@ -385,7 +383,7 @@ static int block_backward(cg_cuda_starnet *m, int k, void *g, const void *x, int
     SN_TRY(cg_cuda_conv2d_backward(m->ctx, m->p, CG_GRAD_SET, d_ab, GR(m, b->f1.w), GR(m, b->f1.b), d_h, ba->ab, PX(m, b->f1.w), C,
                                    N, h, w, 2 * R, 1, 1, 0));
     void *d_a = m->gs_c2;
-    SN_TRY(bn_backward(m, b->dw_bn, d_a, d_ab, ba->a, NULL, ba->mean1, ba->rstd1, C, M));
+    SN_TRY(bn_backward(m, b->dw_bn, d_a, d_ab, ba->a, ba->mean1, ba->rstd1, C, M));
     return cg_cuda_dwconv2d_backward(m->ctx, m->p, CG_GRAD_ADD, g, GR(m, b->dw.w), GR(m, b->dw.b), d_a, x,
                                      PX(m, b->dw.w), C, N, h, w, 7);   /* g = dy + the branch's dx */
 }
@@ -414,7 +412,7 @@ extern "C" int cg_cuda_starnet_backward(cg_cuda_starnet *m, const void *d_emb) {
     const void *last = m->down_b[3];
     if (m->cfg.depths[3] > 0) last = m->bacts[m->n_blocks - 1].out;
     void *gnext = buf[cb ^ 1];
-    SN_TRY(bn_backward(m, m->norm, gnext, gcur, last, NULL, m->norm_mean, m->norm_rstd, Cl, N * HWl));
+    SN_TRY(bn_backward(m, m->norm, gnext, gcur, last, m->norm_mean, m->norm_rstd, Cl, N * HWl));
     gcur = gnext;
     cb ^= 1;
     int k = m->n_blocks - 1;
@@ -427,7 +425,7 @@ extern "C" int cg_cuda_starnet_backward(cg_cuda_starnet *m, const void *d_emb) {
         /* downsampler: BN then conv; gcur is d(down_b[i]) */
         int64_t M = N * h * w;
         void *dc = buf[cb ^ 1];
-        SN_TRY(bn_backward(m, m->down_bn[i], dc, gcur, m->down_c[i], NULL, m->down_mean[i], m->down_rstd[i], C, M));
+        SN_TRY(bn_backward(m, m->down_bn[i], dc, gcur, m->down_c[i], m->down_mean[i], m->down_rstd[i], C, M));
         const void *prev;
         int cprev;
         if (i == 0) {
@@ -447,7 +445,7 @@ extern "C" int cg_cuda_starnet_backward(cg_cuda_starnet *m, const void *d_emb) {
     void *db = buf[cb ^ 1];
     SN_TRY(cg_cuda_relu6_backward(m->ctx, m->p, CG_GRAD_SET, db, gcur, m->stem_b, sc * M0));
     void *dc = buf[cb];
-    SN_TRY(bn_backward(m, m->stem_bn, dc, db, m->stem_c, NULL, m->stem_mean, m->stem_rstd, sc, M0));
+    SN_TRY(bn_backward(m, m->stem_bn, dc, db, m->stem_c, m->stem_mean, m->stem_rstd, sc, M0));
     return cg_cuda_conv2d_backward(m->ctx, m->p, CG_GRAD_ADD, NULL, GR(m, m->stem_conv.w), GR(m, m->stem_conv.b), dc, m->x,
                                    PX(m, m->stem_conv.w), 3, N, m->H, m->W, sc, 3, 2, 1);
 }
