@@ -22,9 +22,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "cuda_check.h"
+#include "core/fileio.h"
 #include "core/log.h"
 #include "core/rng.h"
 #include "core/tensor.h"
@@ -212,14 +215,20 @@ static void test_runtime(void) {
     cg_cuda_arena a;
     OK(cg_cuda_arena_init(&a, 4096));
     char *p1 = cg_cuda_arena_alloc(&a, 100), *p2 = cg_cuda_arena_alloc(&a, 1);
-    CHECK(p1 && p2 && (uintptr_t)p1 % CG_CUDA_ARENA_ALIGN == 0 && p2 - p1 == CG_CUDA_ARENA_ALIGN);
+    /* a piece takes its bytes and the arena's gap (0 on a GPU, 256 on the emulator), aligned */
+    size_t gap = cg_cuda_arena_gap(), A = CG_CUDA_ARENA_ALIGN;
+    CHECK(cg_cuda_arena_piece_bytes(100) == (100 + gap + A - 1) / A * A);
+    if (gap == 0) CHECK(cg_cuda_arena_piece_bytes(100) == 256 && cg_cuda_arena_piece_bytes(300) == 512);
+    CHECK(cg_cuda_arena_piece_bytes(0) == cg_cuda_arena_piece_bytes(1));
+    CHECK(p1 && p2 && (uintptr_t)p1 % CG_CUDA_ARENA_ALIGN == 0 && (size_t)(p2 - p1) == cg_cuda_arena_piece_bytes(100));
     cg_error_clear();
     CHECK(cg_cuda_arena_alloc(&a, 4000) == NULL);
     CHECK(strstr(cg_error_message(), "CUDA arena") != NULL);
     cg_cuda_arena_free(&a);
     cg_cuda_arena_plan(&a);
     CHECK(cg_cuda_arena_alloc(&a, 100) == NULL && cg_cuda_arena_alloc(&a, 300) == NULL);
-    CHECK(a.used == 256 + 512);
+    CHECK(a.used == cg_cuda_arena_piece_bytes(100) + cg_cuda_arena_piece_bytes(300));
+    CHECK(cg_cuda_arena_piece_bytes(300) >= 512);
     /* a CUDA error is reported with file:line and CUDA's string, and the context stays usable */
     void *huge = NULL;
     cg_error_clear();
@@ -307,6 +316,69 @@ static void lt_cache_case(cg_precision p) {
         compare(name, t, p, host_x(p, gy, N * out), y, N * out, tol(p, TOL_FWD, 1e-2));
     }
     CHECK(cg_cuda_lt_plan_builds(ctx) == before);   /* layers 1 and 2 reused layer 0's plan */
+}
+
+/* The emulator's arena gaps (tools/cuda_emu): there a kernel, a cuBLAS call or a memset that runs
+ * past its arena piece fails. A GPU leaves no gaps (compute-sanitizer is its check): nothing to do. */
+static void test_arena_overrun_caught(void) {
+    if (cg_cuda_arena_gap() == 0) {
+        fprintf(stderr, "  this device's arena leaves no gaps: nothing to check\n");
+        return;
+    }
+    int64_t n = 64, in = 8;
+    float *x = hrand(n * in, 0.0f, 1.0f, CG_PREC_FP32);   /* >= 2n + 1 values for the sources */
+    float *src = dev_f(x, 2 * n + 2), *xin = dev_f(x, 2 * in), *w = dev_f(x, n * in);
+    cg_cuda_arena a;
+    OK(cg_cuda_arena_init(&a, 3 * cg_cuda_arena_piece_bytes((size_t)n * sizeof(float))));
+    float *p1 = cg_cuda_arena_alloc(&a, (size_t)n * sizeof(float)), *p2 = cg_cuda_arena_alloc(&a, (size_t)n * sizeof(float));
+    CHECK(p1 && p2);
+    OK(cg_cuda_convert(ctx, CG_PREC_FP32, p1, CG_PREC_FP32, src, n));   /* exactly the piece: fine */
+    OK(cg_cuda_linear_forward(ctx, CG_PREC_FP32, p1, xin, w, NULL, 1, in, n));
+    OK(cg_cuda_sync(ctx));
+    /* a kernel writing one element past p1 (into the gap, before p2): p1 holds 2n bf16 */
+    OK(cg_cuda_convert(ctx, CG_PREC_BF16, p1, CG_PREC_FP32, src, 2 * n));
+    OK(cg_cuda_sync(ctx));
+#if defined(__SANITIZE_ADDRESS__)
+    /* under ASan the gap is poisoned: the write itself is reported and the process stops */
+    fflush(stderr);
+    char log[] = "/tmp/cg_arena_asan_XXXXXX";
+    int fd = mkstemp(log);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fd, 2);
+        cg_cuda_convert(ctx, CG_PREC_BF16, p1, CG_PREC_FP32, src, 2 * n + 1);
+        _exit(0);
+    }
+    int ws = 0;
+    waitpid(pid, &ws, 0);
+    char *report = NULL;
+    size_t report_len = 0;
+    cg_file_read(log, &report, &report_len);
+    CHECK(!(WIFEXITED(ws) && WEXITSTATUS(ws) == 0));
+    CHECK(report && strstr(report, "AddressSanitizer") && strstr(report, "poison"));
+    free(report);
+    close(fd);
+    unlink(log);
+#else
+    cg_error_clear();
+    CHECK(cg_cuda_convert(ctx, CG_PREC_BF16, p1, CG_PREC_FP32, src, 2 * n + 1) == CG_ERR_DEVICE);
+    CHECK(strstr(cg_error_message(), "convert_kernel") != NULL);
+#endif
+    /* a copy one float longer than the piece (same precision: cudaMemcpy) */
+    cg_error_clear();
+    CHECK(cg_cuda_convert(ctx, CG_PREC_FP32, p1, CG_PREC_FP32, src, n + 1) != CG_OK);
+    /* a GEMM whose output (2 rows of n) does not fit the n-float piece */
+    cg_error_clear();
+    CHECK(cg_cuda_linear_forward(ctx, CG_PREC_FP32, p1, xin, w, NULL, 2, in, n) != CG_OK);
+    /* a memset of one float more than the piece */
+    cg_error_clear();
+    CHECK(cg_cuda_memset0(ctx, p2, (size_t)(n + 1) * sizeof(float)) != CG_OK);
+    /* the context is still usable, and p2 was never touched by the overruns above */
+    cg_error_clear();
+    OK(cg_cuda_convert(ctx, CG_PREC_FP32, p2, CG_PREC_FP32, src + n, n));
+    float *back = host_x(CG_PREC_FP32, p2, n);
+    CHECK(memcmp(back, x + n, (size_t)n * sizeof(float)) == 0);
+    cg_cuda_arena_free(&a);
 }
 
 static void test_linear(void) {
@@ -942,6 +1014,7 @@ int main(void) {
     cg_rng_seed(&rng, 20240607);
     if (cuda_test_ctx(&ctx, (size_t)256 << 20)) return 1;
     TEST_RUN(test_runtime);
+    TEST_RUN(test_arena_overrun_caught);
     TEST_RUN(test_linear);
     TEST_RUN(test_conv2d);
     TEST_RUN(test_dwconv2d);

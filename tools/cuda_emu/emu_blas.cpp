@@ -69,6 +69,19 @@ static void store(void *base, cudaDataType_t t, size_t i, float v) {
     else ((__nv_bfloat16 *)base)[i] = __float2bfloat16_rn(v);
 }
 
+/* A column-major operand (rows x cols, leading dimension ld, `batch` of them `stride` elements
+ * apart) must lie inside one device allocation: cuBLAS would read or write past it silently. */
+static cublasStatus_t operand_in_memory(const char *fn, const char *what, const void *p, cudaDataType_t t, int64_t rows,
+                                        int64_t cols, int64_t ld, int64_t stride = 0, int64_t batch = 1) {
+    if (rows <= 0 || cols <= 0 || batch <= 0) return CUBLAS_STATUS_SUCCESS;
+    size_t span = ((size_t)(cols - 1) * (size_t)ld + (size_t)rows + (size_t)(batch - 1) * (size_t)stride) * type_size(t);
+    if (p && stride >= 0 && cg_emu_in_device_memory(p, span)) return CUBLAS_STATUS_SUCCESS;
+    fprintf(stderr, "cuda_emu: %s: %s (%lld x %lld, ld %lld, %lld of them %lld apart: %zu bytes at %p) is not inside one "
+            "device allocation (or leaves its arena piece)\n", fn, what, (long long)rows, (long long)cols, (long long)ld, (long long)batch,
+            (long long)stride, span, p);
+    return CUBLAS_STATUS_INVALID_VALUE;
+}
+
 /* rows x cols of a column-major matrix (leading dimension ld) -> a compact float copy */
 static std::vector<float> widen(const void *M, cudaDataType_t t, int64_t rows, int64_t cols, int64_t ld) {
     std::vector<float> out((size_t)(rows * cols));
@@ -143,8 +156,17 @@ extern "C" cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t trans
                                        cublasGemmAlgo_t algo) {
     (void)algo;
     if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
-    cublasStatus_t s = check_gemm("cublasGemmEx", transa, transb, m, n, k, Atype, lda, Btype, ldb, Ctype, ldc, compute);
+    const char *fn = "cublasGemmEx";
+    cublasStatus_t s = check_gemm(fn, transa, transb, m, n, k, Atype, lda, Btype, ldb, Ctype, ldc, compute);
     if (s) return s;
+    if ((s = operand_in_memory(fn, "A", A, Atype, transa == CUBLAS_OP_N ? m : k, transa == CUBLAS_OP_N ? k : m, lda)) ||
+        (s = operand_in_memory(fn, "B", B, Btype, transb == CUBLAS_OP_N ? k : n, transb == CUBLAS_OP_N ? n : k, ldb)) ||
+        (s = operand_in_memory(fn, "C", C, Ctype, m, n, ldc)))
+        return s;
+    if (cg_emu_dry()) {
+        cg_emu_dry_count_gemm();
+        return CUBLAS_STATUS_SUCCESS;
+    }
     if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
     gemm(transa, transb, m, n, k, *(const float *)alpha, A, Atype, lda, B, Btype, ldb, *(const float *)beta, C, Ctype,
          ldc, C, Ctype, ldc, NULL);
@@ -164,6 +186,17 @@ extern "C" cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOpe
                                   ldc, compute);
     if (s) return s;
     if (batch < 0) return bad("cublasGemmStridedBatchedEx", "negative batch count");
+    const char *fn = "cublasGemmStridedBatchedEx";
+    if ((s = operand_in_memory(fn, "A", A, Atype, transa == CUBLAS_OP_N ? m : k, transa == CUBLAS_OP_N ? k : m, lda,
+                               strideA, batch)) ||
+        (s = operand_in_memory(fn, "B", B, Btype, transb == CUBLAS_OP_N ? k : n, transb == CUBLAS_OP_N ? n : k, ldb,
+                               strideB, batch)) ||
+        (s = operand_in_memory(fn, "C", C, Ctype, m, n, ldc, strideC, batch)))
+        return s;
+    if (cg_emu_dry()) {
+        cg_emu_dry_count_gemm();
+        return CUBLAS_STATUS_SUCCESS;
+    }
     for (int i = 0; i < batch && m > 0 && n > 0; i++) {
         const char *a = (const char *)A + (size_t)(strideA * i) * type_size(Atype);
         const char *b = (const char *)B + (size_t)(strideB * i) * type_size(Btype);
@@ -310,6 +343,18 @@ extern "C" cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_
     cublasStatus_t st = lt_check("cublasLtMatmul", d, a, b, c, dl);
     if (st) return st;
     if (d->epilogue == CUBLASLT_EPILOGUE_BIAS && !d->bias) return bad("cublasLtMatmul", "BIAS epilogue without a bias");
+    const char *fn = "cublasLtMatmul";
+    if ((st = operand_in_memory(fn, "A", A, a->type, (int64_t)a->rows, (int64_t)a->cols, a->ld)) ||
+        (st = operand_in_memory(fn, "B", B, b->type, (int64_t)b->rows, (int64_t)b->cols, b->ld)) ||
+        (*(const float *)beta != 0.0f && (st = operand_in_memory(fn, "C", C, c->type, (int64_t)c->rows, (int64_t)c->cols, c->ld))) ||
+        (st = operand_in_memory(fn, "D", D, dl->type, (int64_t)dl->rows, (int64_t)dl->cols, dl->ld)) ||
+        (d->epilogue == CUBLASLT_EPILOGUE_BIAS &&
+         (st = operand_in_memory(fn, "bias", d->bias, dl->type, (int64_t)dl->rows, 1, (int64_t)dl->rows))))
+        return st;
+    if (cg_emu_dry()) {
+        cg_emu_dry_count_gemm();
+        return CUBLAS_STATUS_SUCCESS;
+    }
     int64_t m = (int64_t)dl->rows, n = (int64_t)dl->cols, k = (int64_t)(d->ta == CUBLAS_OP_N ? a->cols : a->rows);
     if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
     gemm(d->ta, d->tb, m, n, k, *(const float *)alpha, A, a->type, a->ld, B, b->type, b->ld, *(const float *)beta, C,

@@ -11,6 +11,12 @@
  *
  * Memory: cudaMalloc is aligned host memory, tracked so that cudaMemGetInfo and double frees are
  * right. CG_EMU_NO_DEVICE=1 makes cudaGetDeviceCount fail as a machine without a driver does.
+ *
+ * CG_EMU_DRY=1 (a dry run): launches and cuBLAS calls are checked and counted, not run; memsets
+ * and device-to-device copies are skipped. Device memory is then never written by the emulator,
+ * so a full-size allocation (a benchmark's 10+ GiB) stays unbacked address space: the way to
+ * check that every launch at the benchmark's batch and image size is a legal configuration
+ * before a GPU session spends its minutes on it.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -64,6 +70,7 @@ extern "C" const char *cudaGetErrorName(cudaError_t e) {
     case cudaErrorDevicesUnavailable: return "cudaErrorDevicesUnavailable";
     case cudaErrorStubLibrary: return "cudaErrorStubLibrary";
     case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
     }
     return "cudaErrorUnknown";
@@ -77,6 +84,7 @@ extern "C" const char *cudaGetErrorString(cudaError_t e) {
     case cudaErrorNoDevice: return "no CUDA-capable device is detected (CG_EMU_NO_DEVICE)";
     case cudaErrorInvalidDevice: return "invalid device ordinal";
     case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorIllegalAddress: return "an illegal memory access was encountered (a write past an arena piece)";
     default: return cudaGetErrorName(e);
     }
 }
@@ -154,6 +162,30 @@ extern "C" cudaError_t cudaRuntimeGetVersion(int *v) {
     return cudaSuccess;
 }
 
+/* ---------------------------------------------------------------- dry runs */
+
+static int dry = -1;
+static unsigned long long dry_launches, dry_blocks, dry_gemms;
+static size_t peak_bytes;
+static std::map<std::string, unsigned long long> *dry_kernels;
+static void print_dry(void) {
+    fprintf(stderr, "cuda_emu dry run: %llu launches of %zu kernels (%llu blocks) and %llu cuBLAS calls checked, "
+            "none run; peak device memory %.2f GiB\n", dry_launches, dry_kernels ? dry_kernels->size() : (size_t)0,
+            dry_blocks, dry_gemms, peak_bytes / 1073741824.0);
+}
+extern "C" int cg_emu_dry(void) {
+    if (dry < 0) {
+        const char *e = getenv("CG_EMU_DRY");
+        dry = e && *e && strcmp(e, "0");
+        if (dry) {
+            dry_kernels = new std::map<std::string, unsigned long long>();
+            atexit(print_dry);
+        }
+    }
+    return dry;
+}
+extern "C" void cg_emu_dry_count_gemm(void) { dry_gemms++; }
+
 /* ---------------------------------------------------------------- memory */
 
 static std::map<void *, size_t> &allocations() {
@@ -177,8 +209,105 @@ extern "C" cudaError_t cudaMalloc(void **ptr, size_t bytes) {
     if (posix_memalign(&p, 256, bytes ? bytes : 1)) return set_error(cudaErrorMemoryAllocation);
     allocations()[p] = bytes;
     allocated_bytes += bytes;
+    if (allocated_bytes > peak_bytes) peak_bytes = allocated_bytes;
     *ptr = p;
     return cudaSuccess;
+}
+
+/* ---------------------------------------------------------------- arena pieces
+ *
+ * The backend's arena (nn/cuda/cg_cuda.cu) hands out pieces of one cudaMalloc. Here it leaves a
+ * gap after each (cg_emu_arena_gap, 256 bytes; CG_EMU_ARENA_GAP=n to change, 0 for none) and
+ * reports each piece, so that an overrun from one piece into the next — invisible to ASan, both
+ * inside one allocation — is caught: a library call or copy whose range leaves its piece is an
+ * error; the gap is filled with a canary checked after every kernel (a write past a piece), or,
+ * under ASan, poisoned (a read or a write past a piece, reported where it happens). */
+static const unsigned char CANARY = 0xA5;
+struct piece {
+    size_t bytes, slot;   /* requested; slot = bytes + gap, rounded up to the arena's alignment */
+};
+static std::map<const char *, piece> &pieces() {
+    static std::map<const char *, piece> m;
+    return m;
+}
+extern "C" size_t cg_emu_arena_gap(void) {
+    static long gap = -1;
+    if (gap < 0) {
+        const char *e = getenv("CG_EMU_ARENA_GAP");
+        gap = e && *e ? atol(e) : 256;
+        if (gap < 0) gap = 0;
+    }
+    return (size_t)gap;
+}
+extern "C" void cg_emu_arena_piece(const void *p, size_t bytes, size_t slot) {
+    const char *c = (const char *)p;
+    pieces()[c] = piece{bytes, slot};
+    if (slot <= bytes || cg_emu_dry()) return;   /* a dry run never writes device memory */
+#ifdef CG_EMU_ASAN
+    ASAN_POISON_MEMORY_REGION(c + bytes, slot - bytes);
+#else
+    memset((char *)c + bytes, CANARY, slot - bytes);
+#endif
+}
+extern "C" void cg_emu_arena_forget(const void *base, size_t bytes) {
+    const char *b = (const char *)base;
+    auto &m = pieces();
+    m.erase(m.lower_bound(b), m.lower_bound(b + bytes));
+#ifdef CG_EMU_ASAN
+    ASAN_UNPOISON_MEMORY_REGION(base, bytes);
+#endif
+}
+/* The piece whose slot holds p, or NULL. */
+static const std::pair<const char *const, piece> *piece_of(const char *p) {
+    auto &m = pieces();
+    auto it = m.upper_bound(p);
+    if (it == m.begin()) return NULL;
+    --it;
+    return p < it->first + it->second.slot ? &*it : NULL;
+}
+/* Every gap's canary intact? A kernel that wrote past its piece is reported (and the canary
+ * painted again, so one overrun is reported once). Returns 0 when something was overwritten. */
+static int canaries_intact(const char *kernel) {
+#ifdef CG_EMU_ASAN
+    (void)kernel;
+    return 1;   /* the gaps are poisoned instead */
+#else
+    int ok = 1;
+    for (auto &kv : pieces()) {
+        unsigned char *g = (unsigned char *)kv.first + kv.second.bytes;
+        size_t n = kv.second.slot - kv.second.bytes;
+        for (size_t i = 0; i < n; i++)
+            if (g[i] != CANARY) {
+                fprintf(stderr, "cuda_emu: kernel %s wrote past an arena piece: byte %zu after the %zu-byte piece at %p\n",
+                        kernel, i, kv.second.bytes, (const void *)kv.first);
+                memset(g, CANARY, n);
+                ok = 0;
+                break;
+            }
+    }
+    return ok;
+#endif
+}
+
+extern "C" int cg_emu_in_device_memory(const void *p, size_t bytes) {
+    auto &a = allocations();
+    auto it = a.upper_bound((void *)p);   /* the first allocation starting after p */
+    if (it == a.begin()) return 0;
+    --it;
+    const char *start = (const char *)it->first, *q = (const char *)p;
+    if (!(q >= start && bytes <= it->second && (size_t)(q - start) <= it->second - bytes)) return 0;
+    const std::pair<const char *const, piece> *pc = piece_of(q);   /* inside an arena piece, too */
+    return !pc || (bytes <= pc->second.bytes && (size_t)(q - pc->first) <= pc->second.bytes - bytes);
+}
+
+/* A copy or memset touching device memory must stay inside its arena piece (if any). */
+static cudaError_t range_in_piece(const char *fn, const void *p, size_t bytes) {
+    const char *q = (const char *)p;
+    const std::pair<const char *const, piece> *pc = bytes ? piece_of(q) : NULL;
+    if (!pc || (bytes <= pc->second.bytes && (size_t)(q - pc->first) <= pc->second.bytes - bytes)) return cudaSuccess;
+    fprintf(stderr, "cuda_emu: %s: %zu bytes at %p leave the %zu-byte arena piece at %p\n", fn, bytes, p,
+            pc->second.bytes, (const void *)pc->first);
+    return set_error(cudaErrorInvalidValue);
 }
 
 extern "C" cudaError_t cudaFree(void *ptr) {
@@ -188,6 +317,7 @@ extern "C" cudaError_t cudaFree(void *ptr) {
         fprintf(stderr, "cuda_emu: cudaFree(%p): not a device allocation\n", ptr);
         return set_error(cudaErrorInvalidValue);
     }
+    cg_emu_arena_forget(ptr, it->second);
     allocated_bytes -= it->second;
     allocations().erase(it);
     free(ptr);
@@ -204,7 +334,10 @@ extern "C" cudaError_t cudaFreeHost(void *ptr) {
 }
 
 extern "C" cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind) {
-    (void)kind;
+    cudaError_t e;
+    if (kind != cudaMemcpyDeviceToHost && (e = range_in_piece("cudaMemcpy (destination)", dst, bytes))) return e;
+    if (kind != cudaMemcpyHostToDevice && (e = range_in_piece("cudaMemcpy (source)", src, bytes))) return e;
+    if (kind == cudaMemcpyDeviceToDevice && cg_emu_dry()) return cudaSuccess;
     if (bytes) memmove(dst, src, bytes);
     return cudaSuccess;
 }
@@ -213,7 +346,9 @@ extern "C" cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes,
     return cudaMemcpy(dst, src, bytes, kind);
 }
 extern "C" cudaError_t cudaMemset(void *dst, int value, size_t bytes) {
-    if (bytes) memset(dst, value, bytes);
+    cudaError_t e = range_in_piece("cudaMemset", dst, bytes);
+    if (e) return e;
+    if (bytes && !cg_emu_dry()) memset(dst, value, bytes);
     return cudaSuccess;
 }
 extern "C" cudaError_t cudaMemsetAsync(void *dst, int value, size_t bytes, cudaStream_t s) {
@@ -497,7 +632,15 @@ void cg_emu_launch(const cg_emu_config &cfg, const std::function<void()> &body, 
         return;
     }
     if (cfg.smem > 48 * 1024) {
+        fprintf(stderr, "cuda_emu: kernel %s: %zu bytes of dynamic shared memory (over 48 KiB without opt-in)\n", name,
+                cfg.smem);
         set_error(cudaErrorInvalidConfiguration);
+        return;
+    }
+    if (cg_emu_dry()) {
+        dry_launches++;
+        dry_blocks += (unsigned long long)g.x * g.y * g.z;
+        (*dry_kernels)[name]++;
         return;
     }
     static int always = -1;
@@ -534,4 +677,5 @@ void cg_emu_launch(const cg_emu_config &cfg, const std::function<void()> &body, 
                 }
                 first = 0;
             }
+    if (!canaries_intact(name)) set_error(cudaErrorIllegalAddress);
 }

@@ -52,12 +52,13 @@ static int layout(cg_cuda_clip *m, cg_cuda_arena *a, const clip_model *cpu, cons
 }
 
 static size_t small_arena_bytes(const clip_model *cpu, cg_precision p, int B, int accum) {
-    size_t bytes = 3 * (size_t)CG_CUDA_ARENA_ALIGN + cg_cuda_clip_loss_bytes(B, cpu->embed_dim) +
-                   cg_cuda_adamw_bytes(&cpu->image.params) + cg_cuda_adamw_bytes(&cpu->scale);
+    size_t bytes = cg_cuda_arena_piece_bytes(sizeof(float)) * 2 + cg_cuda_arena_piece_bytes(2 * sizeof(float)) +
+                   cg_cuda_clip_loss_bytes(B, cpu->embed_dim) + cg_cuda_adamw_bytes(&cpu->image.params) +
+                   cg_cuda_adamw_bytes(&cpu->scale);
     if (!cpu->text.frozen) bytes += cg_cuda_adamw_bytes(&cpu->text.params);
     if (accum > 1)
-        bytes += 4 * ((size_t)B * cpu->embed_dim * cg_prec_size(p) + CG_CUDA_ARENA_ALIGN) +
-                 (size_t)(cpu->image.params.n_buffers + 1) * sizeof(float) + CG_CUDA_ARENA_ALIGN;
+        bytes += 4 * cg_cuda_arena_piece_bytes((size_t)B * cpu->embed_dim * cg_prec_size(p)) +
+                 cg_cuda_arena_piece_bytes((size_t)(cpu->image.params.n_buffers + 1) * sizeof(float));
     return bytes;
 }
 

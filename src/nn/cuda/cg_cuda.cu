@@ -185,6 +185,14 @@ extern "C" int cg_cuda_mem_used(size_t *used, size_t *total) {
     return CG_OK;
 }
 
+/* The CPU emulator (tools/cuda_emu) defines these; a GPU build does not (weak: NULL). The arena
+ * leaves cg_emu_arena_gap() bytes after every piece and reports each piece, so the emulator can
+ * check a library call's operands against the piece (not just the whole allocation) and catch a
+ * kernel that writes (or, under ASan, reads) past its piece into the gap. */
+extern "C" size_t cg_emu_arena_gap(void) __attribute__((weak));
+extern "C" void cg_emu_arena_piece(const void *piece, size_t bytes, size_t slot) __attribute__((weak));
+extern "C" void cg_emu_arena_forget(const void *base, size_t bytes) __attribute__((weak));
+
 extern "C" int cg_cuda_arena_init(cg_cuda_arena *a, size_t bytes) {
     memset(a, 0, sizeof *a);
     void *p = NULL;
@@ -199,9 +207,15 @@ extern "C" void cg_cuda_arena_plan(cg_cuda_arena *a) {
     a->planning = 1;
 }
 
+extern "C" size_t cg_cuda_arena_gap(void) { return cg_emu_arena_gap ? cg_emu_arena_gap() : 0; }
+
+extern "C" size_t cg_cuda_arena_piece_bytes(size_t bytes) {
+    return cg_align_up((bytes ? bytes : 1) + cg_cuda_arena_gap(), CG_CUDA_ARENA_ALIGN);
+}
+
 extern "C" void *cg_cuda_arena_alloc(cg_cuda_arena *a, size_t bytes) {
     size_t off = cg_align_up(a->used, CG_CUDA_ARENA_ALIGN);
-    size_t end = off + cg_align_up(bytes ? bytes : 1, CG_CUDA_ARENA_ALIGN);
+    size_t end = off + cg_cuda_arena_piece_bytes(bytes);
     if (a->planning) {
         a->used = end;
         if (end > a->peak) a->peak = end;
@@ -213,12 +227,17 @@ extern "C" void *cg_cuda_arena_alloc(cg_cuda_arena *a, size_t bytes) {
     }
     a->used = end;
     if (end > a->peak) a->peak = end;
+    if (cg_emu_arena_piece) cg_emu_arena_piece(a->base + off, bytes, end - off);
     return a->base + off;
 }
 
-extern "C" void cg_cuda_arena_reset(cg_cuda_arena *a) { a->used = 0; }
+extern "C" void cg_cuda_arena_reset(cg_cuda_arena *a) {
+    if (cg_emu_arena_forget && a->base) cg_emu_arena_forget(a->base, a->capacity);
+    a->used = 0;
+}
 
 extern "C" void cg_cuda_arena_free(cg_cuda_arena *a) {
+    if (cg_emu_arena_forget && a->base) cg_emu_arena_forget(a->base, a->capacity);
     if (a->base) (void)cudaFree(a->base);
     memset(a, 0, sizeof *a);
 }

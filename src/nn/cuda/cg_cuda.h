@@ -111,6 +111,12 @@ void cg_cuda_arena_plan(cg_cuda_arena *a);
 /* 256-byte aligned; NULL (and cg_error_set CG_ERR_NOMEM naming sizes) when it does not fit, or
  * always NULL in a planning arena. Never calls cudaMalloc. */
 void *cg_cuda_arena_alloc(cg_cuda_arena *a, size_t bytes);
+/* What one cg_cuda_arena_alloc(bytes) takes of the arena: bytes (at least 1) plus the gap the
+ * arena leaves after each piece, rounded up to CG_CUDA_ARENA_ALIGN. The gap is 0 on a GPU; the
+ * CPU emulator leaves one to catch overruns (tools/cuda_emu/README.md). Sizes computed by hand
+ * must add pieces this way. */
+size_t cg_cuda_arena_piece_bytes(size_t bytes);
+size_t cg_cuda_arena_gap(void);
 void cg_cuda_arena_reset(cg_cuda_arena *a);
 void cg_cuda_arena_free(cg_cuda_arena *a);
 

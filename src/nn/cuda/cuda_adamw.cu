@@ -101,8 +101,8 @@ static int count_trainable(const cg_params *p) {
 extern "C" size_t cg_cuda_adamw_bytes(const cg_params *p) {
     int ne = count_trainable(p);
     size_t n = (size_t)(p->n_params ? p->n_params : 1);
-    return cg_align_up((size_t)(ne ? ne : 1) * sizeof(int64_t), 256) + cg_align_up((size_t)(ne ? ne : 1), 256) +
-           2 * cg_align_up(n * sizeof(float), 256);
+    return cg_cuda_arena_piece_bytes((size_t)(ne ? ne : 1) * sizeof(int64_t)) +
+           cg_cuda_arena_piece_bytes((size_t)(ne ? ne : 1)) + 2 * cg_cuda_arena_piece_bytes(n * sizeof(float));
 }
 
 extern "C" int cg_cuda_adamw_init(cg_cuda_ctx *ctx, cg_cuda_adamw *s, cg_cuda_arena *a, const cg_params *p,

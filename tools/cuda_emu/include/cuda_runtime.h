@@ -38,6 +38,7 @@ typedef enum cudaError {
     cudaErrorDevicesUnavailable = 46,
     cudaErrorStubLibrary = 34,
     cudaErrorInvalidConfiguration = 9,
+    cudaErrorIllegalAddress = 700,
     cudaErrorLaunchFailure = 719
 } cudaError_t;
 
@@ -110,6 +111,14 @@ cudaError_t cudaStreamCreate(cudaStream_t *s);
 cudaError_t cudaStreamDestroy(cudaStream_t s);
 cudaError_t cudaStreamSynchronize(cudaStream_t s);
 cudaError_t cudaDeviceSynchronize(void);
+/* CG_EMU_DRY=1: check every launch and library call (configuration, sizes, leading dimensions)
+ * without computing; memsets and device-to-device copies are skipped, so device memory stays
+ * untouched (unbacked) and full-size shapes fit in host memory. Counts are printed at exit. */
+int cg_emu_dry(void);
+void cg_emu_dry_count_gemm(void);
+/* 1 when [p, p + bytes) lies inside one cudaMalloc allocation (the library calls check their
+ * operands with it: an arena piece planned too small shows up as an error, not a silent overrun) */
+int cg_emu_in_device_memory(const void *p, size_t bytes);
 #ifdef __cplusplus
 }
 #endif
