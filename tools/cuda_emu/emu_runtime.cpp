@@ -590,6 +590,19 @@ static void wait_at(int state) {
 void __syncthreads(void) { wait_at(AT_BLOCK_BARRIER); }
 void cg_emu_warp_barrier(void) { wait_at(AT_WARP_BARRIER); }
 
+/* CG_EMU_ORDER=reverse: blocks run last to first, and a block's threads from the last: a kernel
+ * whose result depends on the order (a block reading what another block of the same launch
+ * writes, a thread reading shared memory an earlier thread wrote without a barrier between) then
+ * computes something else, and the device tests' comparisons with the CPU fail. */
+static int reversed(void) {
+    static int r = -1;
+    if (r < 0) {
+        const char *e = getenv("CG_EMU_ORDER");
+        r = e && !strcmp(e, "reverse");
+    }
+    return r;
+}
+
 static void run_block_fibers(int nthreads) {
     if ((int)fibers.size() < nthreads) fibers.resize((size_t)nthreads);
     while ((int)stacks.size() < nthreads) stacks.push_back((char *)malloc(STACK_BYTES));
@@ -605,13 +618,15 @@ static void run_block_fibers(int nthreads) {
     }
     while (live > 0) {
         int ran = 0;
-        for (int t = 0; t < nthreads; t++)
+        for (int i = 0; i < nthreads; i++) {
+            int t = reversed() ? nthreads - 1 - i : i;
             if (fibers[(size_t)t].state == RUNNING) {
                 set_thread(t);
                 resume(t);
                 ran = 1;
                 if (cur_stat) cur_stat->resumes++;
             }
+        }
         if (!ran && live > 0) {
             fprintf(stderr, "cuda_emu: kernel %s, block (%u,%u,%u): deadlock — %d of %d threads wait at "
                     "__syncthreads, the others at a warp shuffle (divergent barrier)\n", cur_name, blockIdx.x,
@@ -659,19 +674,20 @@ void cg_emu_launch(const cg_emu_config &cfg, const std::function<void()> &body, 
     cur_name = name;
     saw_barrier = 0;
     int first = 1;
-    for (unsigned int z = 0; z < g.z; z++)
-        for (unsigned int y = 0; y < g.y; y++)
-            for (unsigned int x = 0; x < g.x; x++) {
-                blockIdx.x = x;
-                blockIdx.y = y;
-                blockIdx.z = z;
+    const int rev = reversed();
+    for (unsigned int zi = 0; zi < g.z; zi++)
+        for (unsigned int yi = 0; yi < g.y; yi++)
+            for (unsigned int xi = 0; xi < g.x; xi++) {
+                blockIdx.x = rev ? g.x - 1 - xi : xi;
+                blockIdx.y = rev ? g.y - 1 - yi : yi;
+                blockIdx.z = rev ? g.z - 1 - zi : zi;
                 in_fibers = first || saw_barrier || always;
                 if (cur_stat) (in_fibers ? cur_stat->fiber_blocks : cur_stat->plain_blocks)++;
                 if (in_fibers) {
                     run_block_fibers((int)nthreads);
                 } else {
-                    for (int t = 0; t < (int)nthreads; t++) {
-                        set_thread(t);
+                    for (int i = 0; i < (int)nthreads; i++) {
+                        set_thread(rev ? (int)nthreads - 1 - i : i);
                         body();
                     }
                 }
