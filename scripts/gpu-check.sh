@@ -419,47 +419,37 @@ PY
 # compute-sanitizer memcheck: out-of-bounds and misaligned accesses, API errors. SKIP when the tool
 # is absent or refuses the device (as it did on gVisor H200s).
 memcheck_refused() { grep -qi 'device not supported\|unable to\|not supported on' "$1" && ! grep -q 'Invalid\|out of bounds' "$1"; }
+# memcheck ROW CAP LOG COMMAND...: the command under compute-sanitizer memcheck within CAP seconds
+# (or what is left of the budget; at least 60), its log in LOG, one row.
+memcheck() {
+  local row="$1" cap="$2" log="$3" lim t rc secs errs
+  shift 3
+  lim=$(limit "$cap" 60) || { no_time "$row"; return; }
+  echo "== compute-sanitizer --tool memcheck: $row (limit $lim s)"
+  t=$(now)
+  timeout -k 5 "$lim" compute-sanitizer --tool memcheck --error-exitcode 99 "$@" > "$log" 2>&1; rc=$?
+  secs=$(python3 -c "print(round($(now) - $t, 1))")
+  errs=$(grep -m1 'ERROR SUMMARY' "$log")
+  if [ $rc -eq 0 ] && grep -q 'ERROR SUMMARY: 0 errors' "$log"; then
+    record "$row" PASS "$errs in ${secs} s"
+  elif memcheck_refused "$log"; then
+    record "$row" SKIP "compute-sanitizer cannot run here: $(grep -m1 -i 'not supported\|unable' "$log" | cut -c1-160)"
+  elif { [ $rc -eq 124 ] || [ $rc -eq 137 ]; } && ! grep -q 'Invalid\|out of bounds' "$log"; then
+    record "$row" SKIP "cut at its limit of $lim s (${errs:-no summary yet}, no error reported before)"
+  else
+    record "$row" FAIL "rc=$rc ${errs:-no summary} ($(grep -m2 -E 'Invalid|out of bounds|Program hit|ERROR' "$log" | tr '\n' ' ' | cut -c1-200))"
+  fi
+}
 section_memcheck() {
-  local lim t rc secs errs
   if ! command -v compute-sanitizer >/dev/null; then
     record "memcheck clean (1 training step)" SKIP "compute-sanitizer not on this machine"; return
   fi
   # 11. one real training step and the device evaluation after it
-  if lim=$(limit 240 60); then
-    echo "== compute-sanitizer --tool memcheck clipgrid train --device cuda (1 step, limit $lim s)"
-    t=$(now)
-    timeout -k 5 "$lim" compute-sanitizer --tool memcheck --error-exitcode 99 "$CG" train --image-encoder starnet_s050 \
-      --text-encoder clip:tiny --device cuda --steps 1 --batch-size 8 --image-size 32 --context-length 24 \
-      --eval-samples 16 --retrieval-samples 8 --drop-path 0.1 --out "$W/memcheck_run" > "$OUTDIR/train_memcheck.log" 2>&1; rc=$?
-    secs=$(python3 -c "print(round($(now) - $t, 1))")
-    errs=$(grep -m1 'ERROR SUMMARY' "$OUTDIR/train_memcheck.log")
-    if [ $rc -eq 0 ] && grep -q 'ERROR SUMMARY: 0 errors' "$OUTDIR/train_memcheck.log"; then
-      record "memcheck clean (1 training step)" PASS "$errs in ${secs} s"
-    elif memcheck_refused "$OUTDIR/train_memcheck.log"; then
-      record "memcheck clean (1 training step)" SKIP "compute-sanitizer cannot run here: $(grep -m1 -i 'not supported\|unable' "$OUTDIR/train_memcheck.log" | cut -c1-160)"
-    else
-      record "memcheck clean (1 training step)" FAIL "rc=$rc ${errs:-no summary} ($(grep -m2 -E 'Invalid|out of bounds|Program hit|ERROR' "$OUTDIR/train_memcheck.log" | tr '\n' ' ' | cut -c1-200))"
-    fi
-  else no_time "memcheck clean (1 training step)"; fi
-
+  memcheck "memcheck clean (1 training step)" 240 "$OUTDIR/train_memcheck.log" "$CG" train --image-encoder starnet_s050 \
+    --text-encoder clip:tiny --device cuda --steps 1 --batch-size 8 --image-size 32 --context-length 24 \
+    --eval-samples 16 --retrieval-samples 8 --drop-path 0.1 --out "$W/memcheck_run"
   # 12. every layer test under memcheck
-  if [ ! -x "$OPS" ]; then :
-  elif lim=$(limit 300 60); then
-    echo "== compute-sanitizer --tool memcheck test_cuda_ops (limit $lim s)"
-    t=$(now)
-    timeout -k 5 "$lim" compute-sanitizer --tool memcheck --error-exitcode 99 "$OPS" > "$OUTDIR/cuda_ops_memcheck.log" 2>&1; rc=$?
-    secs=$(python3 -c "print(round($(now) - $t, 1))")
-    errs=$(grep -m1 'ERROR SUMMARY' "$OUTDIR/cuda_ops_memcheck.log")
-    if [ $rc -eq 0 ] && grep -q 'ERROR SUMMARY: 0 errors' "$OUTDIR/cuda_ops_memcheck.log"; then
-      record "memcheck clean (test_cuda_ops)" PASS "$errs in ${secs} s"
-    elif memcheck_refused "$OUTDIR/cuda_ops_memcheck.log"; then
-      record "memcheck clean (test_cuda_ops)" SKIP "compute-sanitizer cannot run here: $(grep -m1 -i 'not supported\|unable' "$OUTDIR/cuda_ops_memcheck.log" | cut -c1-160)"
-    elif [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
-      record "memcheck clean (test_cuda_ops)" SKIP "cut at its limit of $lim s (${errs:-no summary yet})"
-    else
-      record "memcheck clean (test_cuda_ops)" FAIL "rc=$rc ${errs:-no summary} ($(grep -m2 -E 'Invalid|out of bounds|Program hit' "$OUTDIR/cuda_ops_memcheck.log" | tr '\n' ' ' | cut -c1-200))"
-    fi
-  else no_time "memcheck clean (test_cuda_ops)"; fi
+  [ -x "$OPS" ] && memcheck "memcheck clean (test_cuda_ops)" 300 "$OUTDIR/cuda_ops_memcheck.log" "$OPS"
 }
 
 # ---------------------------------------------------------------- the sections, most valuable first
