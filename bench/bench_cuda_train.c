@@ -15,6 +15,11 @@
  *   text MFU   the text tower alone: forward + zero_grad + backward of a fixed d_emb, no
  *              optimizer; 6 * N * B * T / time / peak, N = the tower's parameters without its
  *              embedding tables (token, position, token type), as the PyTorch side counts.
+ *   kernels    --profile-steps (2) more steps with one synchronisation after every kernel, cuBLAS
+ *              call and copy (cg_cuda_profile_start): each name's ms per step and share of that
+ *              (slower) step, the largest first: which kernel to work on. The wall time between
+ *              two synchronisations goes to the second call's name (its launch and the host's
+ *              work before it included).
  *   dwconv     each stage's 7x7 depthwise conv (the first of a block, its shape at this batch
  *              and size) forward and backward alone: bytes that must move (x read, y written,
  *              weights; backward: dy and x read, dx written) / time, against the card's memory
@@ -22,7 +27,7 @@
  *
  *   bench_cuda_train [--configs starnet_s1:clip:ViT-B/32,starnet_s4:bert-base-chinese]
  *                    [--batch-size 256] [--image-size 224] [--precision bf16|fp32] [--steps 10]
- *                    [--warmup 3] [--peak-tflops F] [--out FILE.jsonl] [--plan]
+ *                    [--warmup 3] [--profile-steps 2] [--peak-tflops F] [--out FILE.jsonl] [--plan]
  *
  * --plan prints the device memory each configuration would take (the planning arenas) and
  * needs no device.
@@ -70,7 +75,7 @@ static void card_peaks(const char *name, double *flops, double *bw) {
 
 typedef struct {
     const char *configs;
-    int B, S, steps, warmup;
+    int B, S, steps, warmup, profile_steps;
     cg_precision p;
     double peak_tflops;
     const char *out;
@@ -99,6 +104,7 @@ static int64_t text_matmul_params(const cg_text_tower *t) {
     return n;
 }
 
+#define PROF_ROWS 96   /* kernel names kept per configuration (cg_cuda.cu keeps as many) */
 #define TRY(x) do { if ((rc = (x))) { fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, cg_error_message()); goto out; } } while (0)
 
 /* dwconv forward / backward alone at (C, N, H, W); GB/s of the bytes each must move */
@@ -190,6 +196,19 @@ static int bench_config(const bench_opts *o, const cg_cuda_device_info *dev, con
     for (int i = 0; i < o->steps; i++) TRY(cg_cuda_clip_step(&dm, NULL, ids, 5e-4f, &loss, &acc));
     double step_s = (now_s() - t0) / o->steps;
     cg_cuda_mem_used(&used1, NULL);
+
+    /* where a step goes, kernel by kernel (one synchronisation per call: a slower step) */
+    cg_cuda_prof_row prof[PROF_ROWS];
+    int n_prof = 0;
+    double prof_step_s = 0;
+    if (o->profile_steps > 0) {
+        TRY(cg_cuda_profile_start(ctx));
+        t0 = now_s();
+        for (int i = 0; i < o->profile_steps; i++) TRY(cg_cuda_clip_step(&dm, NULL, ids, 5e-4f, &loss, &acc));
+        prof_step_s = (now_s() - t0) / o->profile_steps;
+        n_prof = cg_cuda_profile_stop(ctx, prof, PROF_ROWS);
+        if (n_prof > PROF_ROWS) n_prof = PROF_ROWS;
+    }
     size_t allocated = dm.image.arena.capacity + dm.text.arena.capacity + dm.arena.capacity + cg_cuda_ctx_bytes(ctx);
 
     /* the text tower alone: forward, zero_grad, backward of a fixed d_emb */
@@ -243,6 +262,13 @@ static int bench_config(const bench_opts *o, const cg_cuda_device_info *dev, con
            allocated / 1073741824.0, (double)(used1 - used0) / 1073741824.0, text_s * 1e3, 100 * mfu_text);
     printf("    step split: image tower %.1f ms fwd+bwd, text tower %.1f ms, the rest (loss, clip, AdamW) %.1f ms\n",
            image_s * 1e3, text_s * 1e3, rest_s * 1e3);
+    if (n_prof > 0) {
+        printf("    profiled step (a sync after every call) %.1f ms; the largest:\n", prof_step_s * 1e3);
+        for (int i = 0; i < n_prof && i < 12; i++)
+            printf("      %-40s %8.2f ms/step %5.1f%%  %6.1f calls/step\n", prof[i].name,
+                   prof[i].seconds * 1e3 / o->profile_steps, 100 * prof[i].seconds / o->profile_steps / prof_step_s,
+                   (double)prof[i].calls / o->profile_steps);
+    }
     for (int i = 0; i < 4; i++)
         printf("    dwconv 7x7 stage %d [C %lld, N %d, %lldx%lld]: forward %.0f GB/s, backward %.0f GB/s%s\n", i,
                (long long)dwC[i], B, (long long)dwH[i], (long long)dwH[i], fwd[i], bwd[i],
@@ -267,6 +293,17 @@ static int bench_config(const bench_opts *o, const cg_cuda_device_info *dev, con
         cJSON_AddNumberToObject(j, "rest_ms", rest_s * 1e3);
         cJSON_AddNumberToObject(j, "text_params_matmul", n_text);
         if (peak_flops > 0) cJSON_AddNumberToObject(j, "mfu_text", mfu_text);
+        if (n_prof > 0) {
+            cJSON_AddNumberToObject(j, "profiled_step_ms", prof_step_s * 1e3);
+            cJSON *ks = cJSON_AddArrayToObject(j, "kernels");
+            for (int i = 0; i < n_prof; i++) {
+                cJSON *k = cJSON_CreateObject();
+                cJSON_AddStringToObject(k, "name", prof[i].name);
+                cJSON_AddNumberToObject(k, "ms_per_step", prof[i].seconds * 1e3 / o->profile_steps);
+                cJSON_AddNumberToObject(k, "calls_per_step", (double)prof[i].calls / o->profile_steps);
+                cJSON_AddItemToArray(ks, k);
+            }
+        }
         cJSON *dw = cJSON_AddArrayToObject(j, "dwconv");
         for (int i = 0; i < 4; i++) {
             cJSON *d = cJSON_CreateObject();
@@ -312,7 +349,7 @@ static int plan_config(const bench_opts *o, const char *image, const char *text)
 }
 
 int main(int argc, char **argv) {
-    bench_opts o = {"starnet_s1:clip:ViT-B/32,starnet_s4:bert-base-chinese", 256, 224, 10, 3, CG_PREC_BF16, 0, NULL, 0};
+    bench_opts o = {"starnet_s1:clip:ViT-B/32,starnet_s4:bert-base-chinese", 256, 224, 10, 3, 2, CG_PREC_BF16, 0, NULL, 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--plan")) { o.plan = 1; continue; }
@@ -322,6 +359,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--image-size")) o.S = atoi(v);
         else if (!strcmp(a, "--steps")) o.steps = atoi(v);
         else if (!strcmp(a, "--warmup")) o.warmup = atoi(v);
+        else if (!strcmp(a, "--profile-steps")) o.profile_steps = atoi(v);
         else if (!strcmp(a, "--peak-tflops")) o.peak_tflops = atof(v);
         else if (!strcmp(a, "--out")) o.out = v;
         else if (!strcmp(a, "--precision")) {
@@ -331,7 +369,10 @@ int main(int argc, char **argv) {
         } else { fprintf(stderr, "unknown option %s (see the comment at the top of bench/bench_cuda_train.c)\n", a); return 2; }
         i++;
     }
-    if (o.B < 2 || o.S < 32 || o.steps < 1 || o.warmup < 1) { fprintf(stderr, "bad --batch-size/--image-size/--steps/--warmup\n"); return 2; }
+    if (o.B < 2 || o.S < 32 || o.steps < 1 || o.warmup < 1 || o.profile_steps < 0) {
+        fprintf(stderr, "bad --batch-size/--image-size/--steps/--warmup/--profile-steps\n");
+        return 2;
+    }
     cg_cuda_device_info dev;
     memset(&dev, 0, sizeof dev);
     if (!o.plan) {

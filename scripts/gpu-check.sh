@@ -334,6 +334,9 @@ for r in ours:
     if "mfu_text" in r:
         d += ", text MFU %.1f%%" % (100 * r["mfu_text"])
     d += ", dwconv fwd %s GB/s" % "/".join("%.0f" % x["forward_gbs"] for x in r["dwconv"])
+    if r.get("kernels") and r.get("profiled_step_ms"):
+        d += "; most time: " + ", ".join("%s %.0f%%" % (k["name"], 100 * k["ms_per_step"] / r["profiled_step_ms"])
+                                         for k in r["kernels"][:4])
     print("PASS\tclipgrid cuda %s x %s\t%s" % (r["image"].replace("starnet_", ""), r["text"], d))
 if int(sys.argv[2]) != 0:
     print("FAIL\tclipgrid cuda training bench\trc=%s%s, %d configuration(s) measured" % (

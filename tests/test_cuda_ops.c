@@ -318,6 +318,38 @@ static void lt_cache_case(cg_precision p) {
     CHECK(cg_cuda_lt_plan_builds(ctx) == before);   /* layers 1 and 2 reused layer 0's plan */
 }
 
+/* cg_cuda_profile_start/stop: each call's row (kernels by their launch-check name, the cuBLAS
+ * function), its call count, the rows sorted by time; nothing recorded outside a profile. */
+static void test_profile(void) {
+    cg_cuda_prof_row rows[16];
+    CHECK_EQ_INT(cg_cuda_profile_stop(ctx, rows, 16), 0);   /* none running */
+    int64_t N = 4, in = 8, out = 6;
+    float *x = dev_f(hrand(N * in, 0.0f, 1.0f, CG_PREC_FP32), N * in);
+    float *w = dev_f(hrand(out * in, 0.0f, 1.0f, CG_PREC_FP32), out * in);
+    float *b = dev_f(hrand(out, 0.0f, 1.0f, CG_PREC_FP32), out);
+    void *y = dalloc((size_t)(N * out) * sizeof(float)), *yb = dalloc((size_t)(N * out) * 2);
+    OK(cg_cuda_convert(ctx, CG_PREC_BF16, yb, CG_PREC_FP32, x, N * out));   /* before: not counted */
+    OK(cg_cuda_profile_start(ctx));
+    OK(cg_cuda_linear_forward(ctx, CG_PREC_FP32, y, x, w, b, N, in, out));
+    OK(cg_cuda_convert(ctx, CG_PREC_BF16, yb, CG_PREC_FP32, y, N * out));
+    OK(cg_cuda_convert(ctx, CG_PREC_BF16, yb, CG_PREC_FP32, y, N * out));
+    int n = cg_cuda_profile_stop(ctx, rows, 16);
+    CHECK(n >= 2 && n <= 16);
+    long convert_calls = 0, blas_calls = 0;
+    for (int i = 0; i < n && i < 16; i++) {
+        fprintf(stderr, "    %-32s %ld call(s) %.3f ms\n", rows[i].name, rows[i].calls, rows[i].seconds * 1e3);
+        CHECK(rows[i].seconds >= 0.0 && rows[i].calls >= 1);
+        if (i > 0) CHECK(rows[i - 1].seconds >= rows[i].seconds);
+        if (!strcmp(rows[i].name, "convert_kernel")) convert_calls = rows[i].calls;
+        if (!strncmp(rows[i].name, "cublas", 6)) blas_calls += rows[i].calls;
+    }
+    CHECK_EQ_INT(convert_calls, 2);
+    CHECK_EQ_INT(blas_calls, 1);
+    /* stopped: nothing more is recorded */
+    OK(cg_cuda_convert(ctx, CG_PREC_BF16, yb, CG_PREC_FP32, y, N * out));
+    CHECK_EQ_INT(cg_cuda_profile_stop(ctx, rows, 16), 0);
+}
+
 /* The emulator's arena gaps (tools/cuda_emu): there a kernel, a cuBLAS call or a memset that runs
  * past its arena piece fails. A GPU leaves no gaps (compute-sanitizer is its check): nothing to do. */
 static void test_arena_overrun_caught(void) {
@@ -1015,6 +1047,7 @@ int main(void) {
     if (cuda_test_ctx(&ctx, (size_t)256 << 20)) return 1;
     TEST_RUN(test_runtime);
     TEST_RUN(test_arena_overrun_caught);
+    TEST_RUN(test_profile);
     TEST_RUN(test_linear);
     TEST_RUN(test_conv2d);
     TEST_RUN(test_dwconv2d);

@@ -1,6 +1,7 @@
 /* cg_cuda.cu — device query, context, arena, copies and conversions (see cg_cuda.h). */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "nn/cuda/cuda_common.cuh"
 
@@ -18,7 +19,57 @@ extern "C" int cg_cuda_launch_check_(struct cg_cuda_ctx *ctx, const char *file, 
     if (e != cudaSuccess)
         return cg_error_set(CG_ERR_DEVICE, "%s:%d: kernel %s: %s (%s)", file, line, what, cudaGetErrorString(e),
                             cudaGetErrorName(e));
+    if (ctx && ctx->profiling) cg_cuda_profile_mark_(ctx, what);
     return CG_OK;
+}
+
+/* ---------------------------------------------------------------- per-kernel timing */
+
+static double host_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+extern "C" void cg_cuda_profile_mark_(cg_cuda_ctx *ctx, const char *what) {
+    if (!ctx->profiling) return;
+    (void)cudaStreamSynchronize(ctx->stream);   /* an error here is the next check's to report */
+    double t = host_seconds();
+    int i = 0;
+    while (i < ctx->n_prof && strcmp(ctx->prof[i].name, what) != 0) i++;
+    if (i == ctx->n_prof) {
+        if (ctx->n_prof < CG_PROF_ROWS - 1) ctx->prof[ctx->n_prof++].name = what;
+        else {   /* the last row collects the names that did not fit */
+            i = CG_PROF_ROWS - 1;
+            ctx->prof[i].name = "(other)";
+            ctx->n_prof = CG_PROF_ROWS;
+        }
+    }
+    ctx->prof[i].seconds += t - ctx->prof_last;
+    ctx->prof[i].calls++;
+    ctx->prof_last = t;
+}
+
+extern "C" int cg_cuda_profile_start(cg_cuda_ctx *ctx) {
+    CG_CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+    memset(ctx->prof, 0, sizeof ctx->prof);
+    ctx->n_prof = 0;
+    ctx->profiling = 1;
+    ctx->prof_last = host_seconds();
+    return CG_OK;
+}
+
+static int by_time_desc(const void *a, const void *b) {
+    double x = ((const cg_cuda_prof_row *)a)->seconds, y = ((const cg_cuda_prof_row *)b)->seconds;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+extern "C" int cg_cuda_profile_stop(cg_cuda_ctx *ctx, cg_cuda_prof_row *rows, int max) {
+    if (!ctx->profiling) return 0;
+    ctx->profiling = 0;
+    qsort(ctx->prof, (size_t)ctx->n_prof, sizeof ctx->prof[0], by_time_desc);
+    for (int i = 0; i < ctx->n_prof && i < max; i++) rows[i] = ctx->prof[i];
+    return ctx->n_prof;
 }
 
 /* ---------------------------------------------------------------- device */
@@ -246,6 +297,7 @@ extern "C" int cg_cuda_h2d(cg_cuda_ctx *ctx, void *dst, const void *src, size_t 
     if (!bytes) return CG_OK;
     CG_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, ctx->stream));
     CG_CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+    cg_cuda_profile_mark_(ctx, "cudaMemcpy host to device");
     return CG_OK;
 }
 
@@ -253,18 +305,21 @@ extern "C" int cg_cuda_d2h(cg_cuda_ctx *ctx, void *dst, const void *src, size_t 
     if (!bytes) return CG_OK;
     CG_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, ctx->stream));
     CG_CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+    cg_cuda_profile_mark_(ctx, "cudaMemcpy device to host");
     return CG_OK;
 }
 
 extern "C" int cg_cuda_d2d(cg_cuda_ctx *ctx, void *dst, const void *src, size_t bytes) {
     if (!bytes) return CG_OK;
     CG_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, ctx->stream));
+    cg_cuda_profile_mark_(ctx, "cudaMemcpy device to device");
     return CG_OK;
 }
 
 extern "C" int cg_cuda_memset0(cg_cuda_ctx *ctx, void *dst, size_t bytes) {
     if (!bytes) return CG_OK;
     CG_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, ctx->stream));
+    cg_cuda_profile_mark_(ctx, "cudaMemset");
     return CG_OK;
 }
 

@@ -87,6 +87,23 @@ long cg_cuda_lt_plan_builds(const cg_cuda_ctx *ctx);
  * id outside [0, V)). Synchronizes; CG_ERR_STATE naming the fault, then clears it. */
 int cg_cuda_check_faults(cg_cuda_ctx *ctx);
 
+/* ---------------------------------------------------------------- per-kernel timing */
+
+typedef struct {
+    const char *name;   /* the kernel's name as its launch check gives it, "cublasGemmEx", ... */
+    double seconds;     /* wall time, summed over the calls */
+    long calls;
+} cg_cuda_prof_row;
+
+/* From cg_cuda_profile_start until cg_cuda_profile_stop, every checked kernel launch, cuBLAS /
+ * cuBLASLt call and copy is followed by a stream synchronisation, and the wall time since the
+ * previous one (the host's work in between, the launch, the kernel) is added to its name's row.
+ * One sync per call slows the step: for bench/ (where the time goes), not for training. */
+int cg_cuda_profile_start(cg_cuda_ctx *ctx);
+/* Stops; copies the rows, the largest time first, into rows[0..max) and returns how many there
+ * are (all of them, even if more than max); 0 when no profile was running. */
+int cg_cuda_profile_stop(cg_cuda_ctx *ctx, cg_cuda_prof_row *rows, int max);
+
 /* ---------------------------------------------------------------- memory */
 
 int cg_cuda_malloc(void **ptr, size_t bytes);

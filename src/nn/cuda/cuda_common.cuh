@@ -38,6 +38,7 @@ typedef struct {
 
 #define CG_LT_PLANS 64   /* distinct linear shapes of a run: ~5 per text layer kind, x train/eval batch */
 
+#define CG_PROF_ROWS 96
 struct cg_cuda_ctx {
     int device;
     int sm_count;
@@ -56,7 +57,15 @@ struct cg_cuda_ctx {
     cg_lt_plan lt_plans[CG_LT_PLANS];
     int n_lt_plans;         /* when full, further shapes are planned per call and not kept */
     long lt_plan_builds;    /* plans built (cached or not): for the test of the cache */
+    int profiling;          /* cg_cuda_profile_start: cg_cuda_profile_mark_ times each call */
+    double prof_last;       /* host seconds at the previous mark */
+    cg_cuda_prof_row prof[CG_PROF_ROWS];
+    int n_prof;
 };
+
+/* When profiling: wait for the stream and add the time since the previous mark to `what`'s row
+ * (names are compared as strings; more than CG_PROF_ROWS names go to one "(other)" row). */
+extern "C" void cg_cuda_profile_mark_(cg_cuda_ctx *ctx, const char *what);
 
 /* Destroy the cached cuBLASLt plans (cuda_gemm.cu); before the cuBLASLt handle goes. */
 void cg_cuda_lt_plans_clear(cg_cuda_ctx *ctx);

@@ -39,6 +39,7 @@ int cg_cuda_gemm(cg_cuda_ctx *ctx, cg_precision p, int transA, int transB, int64
     CG_CUBLAS_CHECK(cublasGemmEx(ctx->blas, transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N,
                                  (int)N, (int)M, (int)K, &alpha, B, ab, (int)ldb, A, ab, (int)lda, &beta, C, ct,
                                  (int)ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    cg_cuda_profile_mark_(ctx, "cublasGemmEx");
     return CG_OK;
 }
 
@@ -59,6 +60,7 @@ int cg_cuda_gemm_batched(cg_cuda_ctx *ctx, cg_precision p, int transA, int trans
                                                (int)ldb, (long long)sB, A, ab, (int)lda, (long long)sA, &beta, C, ct,
                                                (int)ldc, (long long)sC, (int)batch, CUBLAS_COMPUTE_32F,
                                                CUBLAS_GEMM_DEFAULT));
+    cg_cuda_profile_mark_(ctx, "cublasGemmStridedBatchedEx");
     return CG_OK;
 }
 
@@ -228,6 +230,7 @@ static int lt_linear_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const vo
         if (b) LT_TRY(cublasLtMatmulDescSetAttribute(pl->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &b, sizeof b));
         LT_TRY(cublasLtMatmul(ctx->lt, pl->op, &alpha, w, pl->la, x, pl->lb, &beta, y, pl->lc, y, pl->lc, &pl->algo,
                               ctx->lt_ws, ctx->lt_ws_bytes, ctx->stream));
+        cg_cuda_profile_mark_(ctx, "cublasLtMatmul");
         *used = 1;
     }
 done:
