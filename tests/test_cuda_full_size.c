@@ -25,8 +25,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 
+#include "capture.h"
 #include "check.h"
 #include "core/log.h"
 #include "nn/cuda/cg_cuda.h"
@@ -41,18 +41,9 @@ static char root[512];
  * it); returns its output (malloc()ed). */
 static char *dry_run(const char *cmd, int *status) {
     char *full = cg_xasprintf("%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    size_t len = 0, cap = 1 << 16, r;
-    char *buf = cg_xmalloc(cap);
-    while (p && (r = fread(buf + len, 1, cap - len - 1, p)) > 0) {
-        len += r;
-        if (cap - len < 4096) buf = cg_xrealloc(buf, cap *= 2);
-    }
-    buf[len] = 0;
-    int st = p ? pclose(p) : -1;
-    *status = st >= 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    char *out = test_capture(full, status);
     free(full);
-    return buf;
+    return out;
 }
 
 /* The emulator's summary line: "cuda_emu dry run: L launches of K kernels (...) and G cuBLAS calls

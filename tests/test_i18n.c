@@ -8,27 +8,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "capture.h"
 #include "check.h"
 #include "core/log.h"
 
 #define REPO TEST_SOURCE_DIR "/.."
 
 static char tmp[256];
-
-static char *capture(const char *cmd, int *status) {
-    FILE *p = popen(cmd, "r");
-    size_t len = 0, cap = 1 << 16;
-    char *buf = cg_xmalloc(cap);
-    size_t r;
-    while (p && (r = fread(buf + len, 1, cap - len - 1, p)) > 0) {
-        len += r;
-        if (cap - len < 4096) buf = cg_xrealloc(buf, cap *= 2);
-    }
-    buf[len] = 0;
-    int st = p ? pclose(p) : -1;
-    *status = st >= 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return buf;
-}
 
 static int have(const char *prog) {
     char *cmd = cg_xasprintf("command -v %s >/dev/null 2>&1", prog);
@@ -46,30 +32,30 @@ static void test_every_message_translated(void) {
     int st;
     char *cmd = cg_xasprintf("cd " REPO " && xgettext --language=C --from-code=UTF-8 --keyword=_ --keyword=N_ "
                              "-o %s/clipgrid.pot src/grid/*.c 2>&1", tmp);
-    char *out = capture(cmd, &st);
+    char *out = test_capture(cmd, &st);
     CHECK_EQ_INT(st, 0);
     free(cmd);
     free(out);
     /* the template is not empty: the marking works (>= 100 launcher messages) */
     cmd = cg_xasprintf("grep -c '^msgid \"' %s/clipgrid.pot", tmp);
-    out = capture(cmd, &st);
+    out = test_capture(cmd, &st);
     CHECK(atoi(out) >= 100);
     free(cmd);
     free(out);
     cmd = cg_xasprintf("cd " REPO " && msgcmp po/zh_CN.po %s/clipgrid.pot 2>&1", tmp);
-    out = capture(cmd, &st);
+    out = test_capture(cmd, &st);
     if (st != 0) fprintf(stderr, "  untranslated or missing messages in po/zh_CN.po:\n%s", out);
     CHECK_EQ_INT(st, 0);
     free(cmd);
     free(out);
     cmd = cg_xasprintf("cd " REPO " && msgfmt --check -o %s/check.mo po/zh_CN.po 2>&1", tmp);
-    out = capture(cmd, &st);
+    out = test_capture(cmd, &st);
     if (st != 0) fprintf(stderr, "%s", out);
     CHECK_EQ_INT(st, 0);
     free(cmd);
     free(out);
     /* no empty or fuzzy entry hides in the catalog */
-    out = capture("cd " REPO " && msgattrib --only-fuzzy po/zh_CN.po 2>&1; msgattrib --untranslated po/zh_CN.po 2>&1", &st);
+    out = test_capture("cd " REPO " && msgattrib --only-fuzzy po/zh_CN.po 2>&1; msgattrib --untranslated po/zh_CN.po 2>&1", &st);
     CHECK_EQ_STR(out, "");
     free(out);
 }
@@ -80,18 +66,18 @@ static void test_chinese_end_to_end(void) {
     int st;
     const char *run = " " CLIPGRID_BIN " run --gpus cpu --image-encoders a,b --text-encoders x --dry-run";
     char *cmd = cg_xasprintf("LANGUAGE=zh_CN LC_ALL=C.UTF-8 %s", run);
-    char *out = capture(cmd, &st);
+    char *out = test_capture(cmd, &st);
     CHECK_EQ_INT(st, 0);
     CHECK(strstr(out, "计划：运行 2 个配置，使用 1 个槽位（CPU），预计耗时最长的任务优先") != NULL);
     if (!strstr(out, "计划")) fprintf(stderr, "%s", out);
     free(cmd);
     free(out);
-    out = capture("locale -a 2>/dev/null | grep -ix zh_CN.utf8", &st);
+    out = test_capture("locale -a 2>/dev/null | grep -ix zh_CN.utf8", &st);
     int have_locale = st == 0;
     free(out);
     if (have_locale) {
         cmd = cg_xasprintf("unset LANGUAGE; LC_ALL=zh_CN.UTF-8 %s", run);
-        out = capture(cmd, &st);
+        out = test_capture(cmd, &st);
         CHECK(strstr(out, "计划：运行 2 个配置") != NULL);
         free(cmd);
         free(out);
@@ -102,12 +88,12 @@ static void test_chinese_end_to_end(void) {
     }
     /* English otherwise */
     cmd = cg_xasprintf("unset LANGUAGE; LC_ALL=C %s", run);
-    out = capture(cmd, &st);
+    out = test_capture(cmd, &st);
     CHECK(strstr(out, "plan: 2 configs to run on 1 slot (CPU), longest expected job first") != NULL);
     free(cmd);
     free(out);
     /* an error names the bad input, in Chinese */
-    out = capture("LANGUAGE=zh_CN LC_ALL=C.UTF-8 " CLIPGRID_BIN " run --gpus cpu --image-encoders a --text-encoders x "
+    out = test_capture("LANGUAGE=zh_CN LC_ALL=C.UTF-8 " CLIPGRID_BIN " run --gpus cpu --image-encoders a --text-encoders x "
                   "--order bogus --dry-run 2>&1", &st);
     CHECK_EQ_INT(st, 2);
     CHECK(strstr(out, "--order：“bogus”既不是 lpt 也不是 grid") != NULL);
@@ -115,7 +101,7 @@ static void test_chinese_end_to_end(void) {
     /* a real run: live lines and the summary */
     cmd = cg_xasprintf("cd %s && LANGUAGE=zh_CN LC_ALL=C.UTF-8 " CLIPGRID_BIN " run --gpus cpu --image-encoders a,b "
                        "--text-encoders x --log-dir logs --out-dir out --command 'test {id} = a_x' 2>&1", tmp);
-    out = capture(cmd, &st);
+    out = test_capture(cmd, &st);
     CHECK_EQ_INT(st, 1);
     CHECK(strstr(out, "[开始] a_x 在 CPU 槽位 0 上运行") != NULL);
     CHECK(strstr(out, "成功 1 个，失败 1 个（共 2 个）") != NULL);
@@ -124,7 +110,7 @@ static void test_chinese_end_to_end(void) {
     free(cmd);
     free(out);
     /* --help */
-    out = capture("LANGUAGE=zh_CN LC_ALL=C.UTF-8 " CLIPGRID_BIN " run --help", &st);
+    out = test_capture("LANGUAGE=zh_CN LC_ALL=C.UTF-8 " CLIPGRID_BIN " run --help", &st);
     CHECK(strstr(out, "用法：clipgrid run [选项]") == out);
     free(out);
 }

@@ -6,31 +6,16 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "capture.h"
 #include "check.h"
 #include "core/log.h"
-
-/* stdout of a shell command (malloc()ed); *status its exit status. */
-static char *capture(const char *cmd, int *status) {
-    FILE *p = popen(cmd, "r");
-    size_t len = 0, cap = 1 << 16;
-    char *buf = cg_xmalloc(cap);
-    size_t r;
-    while (p && (r = fread(buf + len, 1, cap - len - 1, p)) > 0) {
-        len += r;
-        if (cap - len < 4096) buf = cg_xrealloc(buf, cap *= 2);
-    }
-    buf[len] = 0;
-    int st = p ? pclose(p) : -1;
-    *status = st >= 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return buf;
-}
 
 #define REPO TEST_SOURCE_DIR "/.."
 
 static void test_same_plan_as_clipgrid(void) {
     int s1, s2;
-    char *script = capture("cd " REPO " && CLIPGRID=" CLIPGRID_BIN " bash run_train_clip.sh --dry-run 2>/dev/null", &s1);
-    char *direct = capture("cd " REPO " && " CLIPGRID_BIN " run --config configs/seed_example.json --gpus 5 "
+    char *script = test_capture("cd " REPO " && CLIPGRID=" CLIPGRID_BIN " bash run_train_clip.sh --dry-run 2>/dev/null", &s1);
+    char *direct = test_capture("cd " REPO " && " CLIPGRID_BIN " run --config configs/seed_example.json --gpus 5 "
                            "--image-encoders starnet_s1,starnet_s2,starnet_s3,starnet_s4 "
                            "--text-encoders clip:ViT-B/32,bert-base-chinese "
                            "--log-dir logs/clip_training --out-dir checkpoints/clip_models --dry-run", &s2);
@@ -45,7 +30,7 @@ static void test_same_plan_as_clipgrid(void) {
     free(script);
     free(direct);
     /* it says which clipgrid command it runs */
-    char *err = capture("cd " REPO " && CLIPGRID=" CLIPGRID_BIN " bash run_train_clip.sh --dry-run 2>&1 >/dev/null", &s1);
+    char *err = test_capture("cd " REPO " && CLIPGRID=" CLIPGRID_BIN " bash run_train_clip.sh --dry-run 2>&1 >/dev/null", &s1);
     CHECK(strstr(err, "run --config configs/seed_example.json --gpus 5 --image-encoders "
                       "starnet_s1,starnet_s2,starnet_s3,starnet_s4") != NULL);
     free(err);
@@ -55,13 +40,13 @@ static void test_same_plan_as_clipgrid(void) {
  * copy of the script is edited, as a user would. */
 static void test_multi_config_switch(void) {
     int st;
-    char *out = capture("cd " REPO " && tmp=$(mktemp -d) && sed 's/^GPUS=(5)/GPUS=(0 1)/' run_train_clip.sh > $tmp/r.sh && "
+    char *out = test_capture("cd " REPO " && tmp=$(mktemp -d) && sed 's/^GPUS=(5)/GPUS=(0 1)/' run_train_clip.sh > $tmp/r.sh && "
                         "cp -r configs $tmp/ && CLIPGRID=" CLIPGRID_BIN " USE_MULTI_CONFIG=false bash $tmp/r.sh --dry-run "
                         "2>/dev/null; rm -rf $tmp", &st);
     CHECK_EQ_INT(st, 0);
     CHECK(strstr(out, "plan: 8 configs to run on 1 slot (GPUs 0,1 x 1 job each)") != NULL);
     free(out);
-    out = capture("cd " REPO " && tmp=$(mktemp -d) && sed 's/^GPUS=(5)/GPUS=(0 1)/' run_train_clip.sh > $tmp/r.sh && "
+    out = test_capture("cd " REPO " && tmp=$(mktemp -d) && sed 's/^GPUS=(5)/GPUS=(0 1)/' run_train_clip.sh > $tmp/r.sh && "
                   "cp -r configs $tmp/ && CLIPGRID=" CLIPGRID_BIN " bash $tmp/r.sh --dry-run 2>/dev/null; rm -rf $tmp", &st);
     CHECK_EQ_INT(st, 0);
     CHECK(strstr(out, "plan: 8 configs to run on 2 slots (GPUs 0,1 x 1 job each)") != NULL);
@@ -70,12 +55,12 @@ static void test_multi_config_switch(void) {
 
 static void test_bad_variables(void) {
     int st;
-    char *err = capture("cd " REPO " && CLIPGRID=" CLIPGRID_BIN " USE_MULTI_CONFIG=yes bash run_train_clip.sh --dry-run 2>&1",
+    char *err = test_capture("cd " REPO " && CLIPGRID=" CLIPGRID_BIN " USE_MULTI_CONFIG=yes bash run_train_clip.sh --dry-run 2>&1",
                         &st);
     CHECK_EQ_INT(st, 2);
     CHECK(strstr(err, "USE_MULTI_CONFIG=yes") != NULL);
     free(err);
-    err = capture("cd " REPO " && CLIPGRID=" CLIPGRID_BIN " CONFIG_FILE=nope.json bash run_train_clip.sh --dry-run 2>&1", &st);
+    err = test_capture("cd " REPO " && CLIPGRID=" CLIPGRID_BIN " CONFIG_FILE=nope.json bash run_train_clip.sh --dry-run 2>&1", &st);
     CHECK_EQ_INT(st, 2);
     CHECK(strstr(err, "CONFIG_FILE=nope.json: no such file") != NULL);
     free(err);

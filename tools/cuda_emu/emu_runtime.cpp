@@ -265,6 +265,10 @@ static const std::pair<const char *const, piece> *piece_of(const char *p) {
     --it;
     return p < it->first + it->second.slot ? &*it : NULL;
 }
+/* [q, q + bytes) within the requested bytes of the piece pc (q inside its slot) */
+static int inside_piece(const std::pair<const char *const, piece> *pc, const char *q, size_t bytes) {
+    return bytes <= pc->second.bytes && (size_t)(q - pc->first) <= pc->second.bytes - bytes;
+}
 /* Every gap's canary intact? A kernel that wrote past its piece is reported (and the canary
  * painted again, so one overrun is reported once). Returns 0 when something was overwritten. */
 static int canaries_intact(const char *kernel) {
@@ -297,14 +301,14 @@ extern "C" int cg_emu_in_device_memory(const void *p, size_t bytes) {
     const char *start = (const char *)it->first, *q = (const char *)p;
     if (!(q >= start && bytes <= it->second && (size_t)(q - start) <= it->second - bytes)) return 0;
     const std::pair<const char *const, piece> *pc = piece_of(q);   /* inside an arena piece, too */
-    return !pc || (bytes <= pc->second.bytes && (size_t)(q - pc->first) <= pc->second.bytes - bytes);
+    return !pc || inside_piece(pc, q, bytes);
 }
 
 /* A copy or memset touching device memory must stay inside its arena piece (if any). */
 static cudaError_t range_in_piece(const char *fn, const void *p, size_t bytes) {
     const char *q = (const char *)p;
     const std::pair<const char *const, piece> *pc = bytes ? piece_of(q) : NULL;
-    if (!pc || (bytes <= pc->second.bytes && (size_t)(q - pc->first) <= pc->second.bytes - bytes)) return cudaSuccess;
+    if (!pc || inside_piece(pc, q, bytes)) return cudaSuccess;
     fprintf(stderr, "cuda_emu: %s: %zu bytes at %p leave the %zu-byte arena piece at %p\n", fn, bytes, p,
             pc->second.bytes, (const void *)pc->first);
     return set_error(cudaErrorInvalidValue);
