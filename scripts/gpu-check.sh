@@ -17,6 +17,9 @@
 #                                       training step and on the layer test), launcher (NVML, pinning,
 #                                       waiting, SIGINT, dispatch: passed on an H200 on 2026-11-27)
 #
+# TORCH_BENCH_ARGS: more arguments for bench/clip_train_gpu_torch.py (e.g. --configs in another
+# order, --modes compile), TORCH_BENCH_TIMEOUT / CLIPGRID_BENCH_TIMEOUT: the two benchmarks' caps.
+#
 # Time: the whole run keeps within GPU_CHECK_BUDGET seconds (default 540, for one device call of
 # timeout_s 600): each step gets its own cap or what is left of the budget, whichever is less,
 # and a step that would get less than its minimum is a SKIP row ("no time left"). The table is
@@ -135,6 +138,9 @@ CG="$ROOT/$B/clipgrid"; BUSY="$ROOT/$B/gpu_busy"
 export CLIPGRID_FMNIST_DIR="$ROOT/$B/fmnist-small" CLIPGRID_BIN="$CG"
 W="$(mktemp -d /tmp/gpucheck.XXXXXX)"
 OUTDIR="${OUT:-$W/out}"; mkdir -p "$OUTDIR"
+# the logs: $W/logs, packed into $OUTDIR/logs.tar.gz with every row (the device tool brings back
+# at most 8 files from $OUT: the JSON results and this one archive)
+LOGDIR="$W/logs"; mkdir -p "$LOGDIR"
 CARD=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader -i 0 2>/dev/null | head -1 | tr -d "\"")
 declare -a NAMES RESULTS DETAILS
 # $OUTDIR/gpu_check.json, rewritten after every row (a run cut short keeps what it measured)
@@ -148,6 +154,7 @@ write_json() {
     done
     echo "]}"
   } > "$OUTDIR/gpu_check.json"
+  tar -czf "$OUTDIR/logs.tar.gz" -C "$W" logs 2>/dev/null
 }
 record() { NAMES+=("$1"); RESULTS+=("$2"); DETAILS+=("$3"); echo "[$2] $1: $3"; write_json; }
 # The seconds a step may run: its CAP, or what is left of GPU_CHECK_BUDGET (less 15 s for the
@@ -241,9 +248,9 @@ cat "$W/bench.txt"
 }
 
 # One device-vs-CPU test program: run it within CAP seconds (or what is left of the budget), log
-# to $OUTDIR/<name>.log, one row.
+# to $LOGDIR/<name>.log, one row.
 device_test() {
-  local name="$1" cap="$2" row="$3" bin="$ROOT/$B/tests/$1" log="$OUTDIR/${1#test_}.log" t rc secs summary lim
+  local name="$1" cap="$2" row="$3" bin="$ROOT/$B/tests/$1" log="$LOGDIR/${1#test_}.log" t rc secs summary lim
   if [ ! -x "$bin" ]; then record "$row" FAIL "$B/tests/$name missing: prepare on a machine with nvcc"; return; fi
   lim=$(limit "$cap" 20) || { no_time "$row"; return; }
   echo "== $row (limit $lim s)"
@@ -271,9 +278,9 @@ section_cuda() {
   if lim=$(limit 120 20); then
     echo "== CUDA layer tests (cuBLAS from $CUBLAS_DIR, limit $lim s)"
     t=$(now)
-    CLIPGRID_CUDA_OPS_JSON="$OUTDIR/cuda_ops.json" timeout -k 5 "$lim" "$OPS" > "$OUTDIR/cuda_ops.log" 2>&1; rc=$?
+    CLIPGRID_CUDA_OPS_JSON="$OUTDIR/cuda_ops.json" timeout -k 5 "$lim" "$OPS" > "$LOGDIR/cuda_ops.log" 2>&1; rc=$?
     secs=$(python3 -c "print(round($(now) - $t, 1))")
-    tail -3 "$OUTDIR/cuda_ops.log"
+    tail -3 "$LOGDIR/cuda_ops.log"
     worst=$(python3 - "$OUTDIR/cuda_ops.json" 2>/dev/null <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -286,13 +293,13 @@ for prec in ("fp32", "bf16"):
 print("; ".join(out))
 PY
 )
-    summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$OUTDIR/cuda_ops.log" | tail -1)
+    summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$LOGDIR/cuda_ops.log" | tail -1)
     if [ $rc -eq 0 ]; then
       record "CUDA layers = CPU (fp32, bf16)" PASS "$summary in ${secs} s; $worst"
     elif [ $rc -eq 77 ]; then
-      record "CUDA layers = CPU (fp32, bf16)" FAIL "skipped: $(head -1 "$OUTDIR/cuda_ops.log")"
+      record "CUDA layers = CPU (fp32, bf16)" FAIL "skipped: $(head -1 "$LOGDIR/cuda_ops.log")"
     else
-      record "CUDA layers = CPU (fp32, bf16)" FAIL "rc=$rc $summary; $(grep -m3 'FAIL' "$OUTDIR/cuda_ops.log" | tr '\n' ' ' | cut -c1-300)"
+      record "CUDA layers = CPU (fp32, bf16)" FAIL "rc=$rc $summary; $(grep -m3 'FAIL' "$LOGDIR/cuda_ops.log" | tr '\n' ' ' | cut -c1-300)"
     fi
   else no_time "CUDA layers = CPU (fp32, bf16)"; fi
 
@@ -323,7 +330,7 @@ section_bench() {
   elif lim=$(limit "${CLIPGRID_BENCH_TIMEOUT:-150}" 30); then
     echo "== clipgrid training benchmark (limit $lim s)"
     rm -f "$OUTDIR/clipgrid_gpu_bench.jsonl"
-    timeout -k 10 "$lim" "$CB" --out "$OUTDIR/clipgrid_gpu_bench.jsonl" 2>&1 | tee "$OUTDIR/clipgrid_gpu_bench.log"
+    timeout -k 10 "$lim" "$CB" --out "$OUTDIR/clipgrid_gpu_bench.jsonl" 2>&1 | tee "$LOGDIR/clipgrid_gpu_bench.log"
     rc=${PIPESTATUS[0]}
     python3 - "$OUTDIR/clipgrid_gpu_bench.jsonl" "$rc" > "$W/cg_rows.tsv" 2> "$W/cg_rows.err" <<'PY'
 import json, os, sys
@@ -355,7 +362,7 @@ PY
     rm -f "$OUTDIR/torch_gpu_bench.jsonl"
     t=$(now)
     env LD_LIBRARY_PATH="$LD_ORIG" timeout -k 10 "$lim" "$TPY" bench/clip_train_gpu_torch.py \
-      --out "$OUTDIR/torch_gpu_bench.jsonl" --time-budget $((lim * 6 / 10)) 2>&1 | tee "$OUTDIR/torch_gpu_bench.log"
+      --out "$OUTDIR/torch_gpu_bench.jsonl" --time-budget $((lim * 6 / 10)) ${TORCH_BENCH_ARGS:-} 2>&1 | tee "$LOGDIR/torch_gpu_bench.log"
     rc=${PIPESTATUS[0]}
     secs=$(python3 -c "print(round($(now) - $t, 1))")
     # one line per row: result<TAB>name<TAB>detail
@@ -448,11 +455,11 @@ section_memcheck() {
     record "memcheck clean (1 training step)" SKIP "compute-sanitizer not on this machine"; return
   fi
   # 11. one real training step and the device evaluation after it
-  memcheck "memcheck clean (1 training step)" 240 "$OUTDIR/train_memcheck.log" "$CG" train --image-encoder starnet_s050 \
+  memcheck "memcheck clean (1 training step)" 240 "$LOGDIR/train_memcheck.log" "$CG" train --image-encoder starnet_s050 \
     --text-encoder clip:tiny --device cuda --steps 1 --batch-size 8 --image-size 32 --context-length 24 \
     --eval-samples 16 --retrieval-samples 8 --drop-path 0.1 --out "$W/memcheck_run"
   # 12. every layer test under memcheck
-  [ -x "$OPS" ] && memcheck "memcheck clean (test_cuda_ops)" 300 "$OUTDIR/cuda_ops_memcheck.log" "$OPS"
+  [ -x "$OPS" ] && memcheck "memcheck clean (test_cuda_ops)" 300 "$LOGDIR/cuda_ops_memcheck.log" "$OPS"
 }
 
 # ---------------------------------------------------------------- the sections, most valuable first

@@ -9,12 +9,14 @@
  * half the gradient norm of a probe step on an identical model, so the clip engages at step 1.
  *
  *   CPU    3 steps as the trainer does them, from the seed's init;
- *   fp32   3 device steps from an identical model and fresh AdamW states, then the download:
- *          losses within 1e-4 relative, gradient norms 1e-3, accuracies equal; after the 3
- *          steps every parameter tensor and BN running stat within 1e-3 of the tensor's max
- *          |value|, the counters equal, logit_scale 1e-5, AdamW m 1e-3 / v 2e-3 (per tensor,
- *          of its max), step counts equal;
- *   bf16   the same 3 device steps in bf16: losses within 1e-2 relative, parameters finite.
+ *   fp32   3 device steps from an identical model and fresh AdamW states: the first loss
+ *          within 1e-4 relative, the next two 2e-3 (the setting is chaotic: see below),
+ *          gradient norms 1e-3, accuracies equal; after the first step (against a second CPU
+ *          model run one step) every parameter tensor and BN running stat within 1e-3 of the
+ *          tensor's max |value|, the counters equal, logit_scale 1e-5, AdamW m 1e-3 / v 2e-3
+ *          (per tensor, of its max), step counts equal; after the 3 steps the same at 10x;
+ *   bf16   the same 3 device steps in bf16: the first loss within 1e-2 relative, the next two
+ *          0.1 (an H200 measured 6.0e-2 at step 3 of bert:tiny), parameters finite.
  * A frozen text tower (the trainer's --freeze-text) is checked once in fp32: its parameters
  * leave the device unchanged, and the image side still matches the CPU. DropPath (rate 0.3 over
  * the blocks, as --drop-path) runs once more on both sides: the device draws the CPU's masks from
@@ -23,7 +25,9 @@
  * clip_model_step_accum against the device's two passes, the moments and running stats at 5x
  * the bounds (a BatchNorm over 2 values is ill-conditioned).
  *
- * NOT calibrated on a device (written on a machine without one). NaN never passes.
+ * Calibrated on an H200 (2026-11-27): with the one-step bounds after 3 steps and 1e-4 on every
+ * loss, fp32 clip:tiny failed by 3.7x (moments) and 5.3x (step-3 loss) while one step and the
+ * 20-step trainer run (test_cuda_train: 2.6e-6) agree closely. NaN never passes.
  * No device: prints "no CUDA device: skipped" and exits 77 (ctest: skipped).
  */
 #include <math.h>
@@ -201,6 +205,24 @@ static void opt_free(opt3 *o) {
     adamw_free(&o->os);
 }
 
+/* Every tensor of both towers and the scale, their moments and counters, after `steps` steps.
+ * loose: a factor on the bounds (with 2 micro-batches of 2 the last stage's BatchNorm (1x1 maps)
+ * normalises 2 values: its variance is a difference of near-equal numbers, and the emulator
+ * measured moments and running stats up to 2.4x the bounds; 5x for that case). */
+static void compare_state(const char *when, const clip_model *dm, const opt3 *dopt, const clip_model *cpu,
+                          const opt3 *co, int freeze, int steps, double loose) {
+    char what[32];
+    snprintf(what, sizeof what, "visual %s", when);
+    compare_set(what, &dm->image.params, &cpu->image.params, &dopt->oi, &co->oi, 1e-3, steps, LR, loose);
+    if (!freeze) {
+        snprintf(what, sizeof what, "text %s", when);
+        compare_set(what, &dm->text.params, &cpu->text.params, &dopt->ot, &co->ot, 1e-3, steps, LR, loose);
+    }
+    snprintf(what, sizeof what, "scale %s", when);
+    compare("scale", what, CG_PREC_FP32, dm->scale.params, cpu->scale.params, 1, 1e-5 * loose);
+    compare_set(what, &dm->scale, &cpu->scale, &dopt->os, &co->os, 1e-3, steps, LR, loose);
+}
+
 /* the trainer's step (train/backend_cpu.c) */
 static float cpu_step(clip_model *m, opt3 *o, int freeze, const float *images, const int32_t *ids, int T,
                       float max_norm, int accum, float *loss, float *acc) {
@@ -249,6 +271,16 @@ static void run(const char *text, int freeze, float drop, int accum) {
         clip_model_free(&probe);
     }
 
+    /* CPU reference after 1 step (the state the device's first step is compared with) */
+    clip_model cpu1;
+    opt3 co1;
+    if (make_model(&cpu1, text, freeze, drop)) { CHECK(0); return; }
+    opt_init(&co1, &cpu1);
+    {
+        float l, a;
+        (void)cpu_step(&cpu1, &co1, freeze, images, ids, T, max_norm, accum, &l, &a);
+    }
+
     /* CPU reference: 3 steps */
     opt3 co;
     opt_init(&co, &cpu);
@@ -283,7 +315,7 @@ static void run(const char *text, int freeze, float drop, int accum) {
                 /* bf16: the issue's 1e-2 where both sides start from the same weights; after an update
                  * the trajectories differ by the bf16 forward's rounding too (5e-2; the emulator
                  * measured up to 3.8e-2 at steps 2-3, B = 4, against 0.4 % at step 1) */
-                double tol_loss = p == CG_PREC_FP32 ? 1e-4 : s == 0 ? 1e-2 : 5e-2;
+                double tol_loss = p == CG_PREC_FP32 ? (s == 0 ? 1e-4 : 2e-3) : s == 0 ? 1e-2 : 0.1;
                 float loss = NAN, acc = NAN;
                 OK(cg_cuda_clip_step(&m, images + s * nimg, ids + s * nids, LR, &loss, &acc));
                 fprintf(stderr, "  %s step %d: loss %.7g acc %.3g norm %.6g\n", cg_prec_name(p), s + 1, loss, acc,
@@ -296,22 +328,31 @@ static void run(const char *text, int freeze, float drop, int accum) {
                     compare("norm", nm, p, &m.last_grad_norm, &cnorm[s], 1, 1e-3);
                     CHECK(fabsf(acc - cacc[s]) < 1e-6f);
                 }
+                if (s == 0 && p == CG_PREC_FP32) {
+                    /* after one step: every tensor and moment at the tight bounds */
+                    clip_model d1;
+                    opt3 o1;
+                    if (make_model(&d1, text, freeze, drop)) { CHECK(0); break; }
+                    opt_init(&o1, &d1);
+                    OK(cg_cuda_clip_download(&m, &d1, &o1.oi, freeze ? NULL : &o1.ot, &o1.os, 0));
+                    compare_state("1 step", &d1, &o1, &cpu1, &co1, freeze, 1, accum > 1 ? 5.0 : 1.0);
+                    opt_free(&o1);
+                    clip_model_free(&d1);
+                }
             }
             OK(cg_cuda_clip_download(&m, &dm, &dopt.oi, freeze ? NULL : &dopt.ot, &dopt.os, 0));
             /* the same DropPath draws, so the generator is where the CPU's is (saved as drop_path_rng) */
             CHECK(dm.image.rng.state == cpu.image.rng.state);
             if (p == CG_PREC_FP32) {
-                /* with 2 micro-batches of 2 the last stage's BatchNorm (1x1 maps) normalises 2 values: its
-                 * variance is a difference of near-equal numbers, and the emulator measured moments
-                 * and running stats up to 2.4x the bounds below; 5x for that case */
-                double loose = accum > 1 ? 5.0 : 1.0;
-                compare_set("visual", &dm.image.params, &cpu.image.params, &dopt.oi, &co.oi, 1e-3, STEPS, LR, loose);
+                /* after 3 steps the two trajectories have drifted apart by more than one step's
+                 * rounding: this setting (lr 5e-4, every step clipped, loss 2.5 -> 5.3 -> 2.3) is
+                 * chaotic. An H200 (2026-11-27) measured the step-3 loss 5.3e-4 from the CPU's and
+                 * moments up to 3.7x the one-step bounds; the CPU reference itself moved 2.0e-4 at
+                 * step 3 between two machines (OpenBLAS kernels). So 10x the one-step bounds here:
+                 * still far inside what a wrong update (decay, clipping, bias correction) gives. */
+                compare_state("3 steps", &dm, &dopt, &cpu, &co, freeze, STEPS, 10.0);
                 if (freeze)
                     CHECK(!memcmp(dm.text.params.params, text_before, (size_t)dm.text.params.n_params * sizeof(float)));
-                else
-                    compare_set("text", &dm.text.params, &cpu.text.params, &dopt.ot, &co.ot, 1e-3, STEPS, LR, loose);
-                compare("scale", "logit_scale", p, dm.scale.params, cpu.scale.params, 1, 1e-5);
-                compare_set("scale", &dm.scale, &cpu.scale, &dopt.os, &co.os, 1e-3, STEPS, LR, loose);
             } else {
                 int finite = 1;
                 for (int64_t i = 0; i < dm.image.params.n_params; i++) finite &= isfinite(dm.image.params.params[i]);
@@ -326,7 +367,9 @@ static void run(const char *text, int freeze, float drop, int accum) {
         clip_model_free(&dm);
     }
     opt_free(&co);
+    opt_free(&co1);
     clip_model_free(&cpu);
+    clip_model_free(&cpu1);
     free(images);
     free(ids);
 }

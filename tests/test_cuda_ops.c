@@ -428,6 +428,10 @@ static void test_linear(void) {
 
 /* ---------------------------------------------------------------- conv2d */
 
+/* A case run on its own context c (small scratch) uses c's stream while the uploads, fills and
+ * downloads above go through ctx's: wait for ctx's work before the call and for c's after it. */
+#define ON(c, call) do { OK(cg_cuda_sync(ctx)); OK(call); OK(cg_cuda_sync(c)); } while (0)
+
 static void conv_case(cg_cuda_ctx *c, const char *tag, cg_precision p, int64_t Cin, int64_t N, int64_t H, int64_t W,
                       int64_t Cout, int k, int s, int pad, int bias) {
     char name[96];
@@ -445,18 +449,18 @@ static void conv_case(cg_cuda_ctx *c, const char *tag, cg_precision p, int64_t C
     cg_conv2d_backward(&tdx, &tdw, &tdb, &tdy, &tx, &tw, s, pad);
 
     void *gx = dev_x(p, x, nx), *gw = dev_x(p, w, nw), *gb = bias ? dev_x(p, b, Cout) : NULL, *gy = dev_nan(p, ny);
-    OK(cg_cuda_conv2d_forward(c, p, gy, gx, gw, gb, Cin, N, H, W, Cout, k, s, pad));
+    ON(c, cg_cuda_conv2d_forward(c, p, gy, gx, gw, gb, Cin, N, H, W, Cout, k, s, pad));
     compare(name, "y", p, host_x(p, gy, ny), y, ny, tol(p, TOL_FWD, 1e-2));
     void *gdy = dev_x(p, dy, ny), *gdx = dev_x(p, dx0, nx);
     float *gdw = dev_f(dw0, nw), *gdb = dev_f(db0, Cout);
-    OK(cg_cuda_conv2d_backward(c, p, CG_GRAD_ADD, gdx, gdw, gdb, gdy, gx, gw, Cin, N, H, W, Cout, k, s, pad));
+    ON(c, cg_cuda_conv2d_backward(c, p, CG_GRAD_ADD, gdx, gdw, gdb, gdy, gx, gw, Cin, N, H, W, Cout, k, s, pad));
     compare(name, "dx", p, host_x(p, gdx, nx), dx, nx, tol(p, TOL_GRAD, 1.5e-2));
     compare(name, "dw", p, host_f(gdw, nw), dw, nw, tol(p, TOL_GRAD, 1e-2));
     compare(name, "db", p, host_f(gdb, Cout), db, Cout, tol(p, TOL_GRAD, 1e-2));
     void *zdx = dev_zero(p, nx), *sdx = dev_nan(p, nx);
     float *tdw2 = dev_f(dw0, nw);
-    OK(cg_cuda_conv2d_backward(c, p, CG_GRAD_ADD, zdx, tdw2, NULL, gdy, gx, gw, Cin, N, H, W, Cout, k, s, pad));
-    OK(cg_cuda_conv2d_backward(c, p, CG_GRAD_SET, sdx, tdw2, NULL, gdy, gx, gw, Cin, N, H, W, Cout, k, s, pad));
+    ON(c, cg_cuda_conv2d_backward(c, p, CG_GRAD_ADD, zdx, tdw2, NULL, gdy, gx, gw, Cin, N, H, W, Cout, k, s, pad));
+    ON(c, cg_cuda_conv2d_backward(c, p, CG_GRAD_SET, sdx, tdw2, NULL, gdy, gx, gw, Cin, N, H, W, Cout, k, s, pad));
     same_bits(name, "dx", p, sdx, zdx, nx);
 }
 
@@ -518,6 +522,11 @@ static void test_dwconv2d(void) {
         dw_case(p, 2, 2, 40, 37, 7);   /* several tiles per plane, halos across tiles */
         dw_case(p, 2, 70, 5, 6, 7);    /* more planes than partial groups */
         dw_case(p, 3, 2, 3, 2, 7);     /* plane smaller than the filter */
+        dw_case(p, 3, 3, 7, 7, 7);     /* StarNet's last stage: 8x8 tiles of 4 planes, 9 planes (a group of 1) */
+        dw_case(p, 3, 5, 14, 14, 7);   /* its third stage: one 16x16 tile per plane */
+        dw_case(p, 2, 3, 20, 12, 7);   /* 16x16 tiles, two down the plane */
+        dw_case(p, 2, 3, 11, 5, 3);    /* 8x8 tiles of 4 planes, two down the plane */
+        dw_case(p, 3, 3, 6, 7, 9);     /* generic k in 8x8 tiles of 4 planes */
     }
     release_all();
 }
@@ -545,7 +554,7 @@ static void bn_case(cg_cuda_ctx *c, const char *tag, cg_precision p, int64_t C, 
     void *gxb = xb ? dev_x(p, xb, C) : NULL;
     void *gx = dev_x(p, xdev, nx), *gg = dev_x(p, gamma, C), *gbt = dev_x(p, beta, C), *gy = dev_nan(p, nx);
     float *grm = dev_f(rm0, C), *grv = dev_f(rv0, C), *gm = dev_nan(CG_PREC_FP32, C), *gs = dev_nan(CG_PREC_FP32, C);
-    OK(cg_cuda_batchnorm_forward_train(c, p, gy, gx, gxb, gg, gbt, grm, grv, gm, gs, C, M, CG_BN_MOMENTUM, CG_BN_EPS));
+    ON(c, cg_cuda_batchnorm_forward_train(c, p, gy, gx, gxb, gg, gbt, grm, grv, gm, gs, C, M, CG_BN_MOMENTUM, CG_BN_EPS));
     compare(name, "y", p, host_x(p, gy, nx), y, nx, tol(p, TOL_FWD, 1e-2));
     compare(name, "mean", p, host_f(gm, C), mean, C, 1e-5);
     compare(name, "rstd", p, host_f(gs, C), rstd, C, 1e-5);
@@ -554,7 +563,7 @@ static void bn_case(cg_cuda_ctx *c, const char *tag, cg_precision p, int64_t C, 
 
     /* in place (y aliases x) */
     void *gxi = dev_x(p, xdev, nx);
-    OK(cg_cuda_batchnorm_forward_train(c, p, gxi, gxi, gxb, gg, gbt, NULL, NULL, gm, gs, C, M, CG_BN_MOMENTUM, CG_BN_EPS));
+    ON(c, cg_cuda_batchnorm_forward_train(c, p, gxi, gxi, gxb, gg, gbt, NULL, NULL, gm, gs, C, M, CG_BN_MOMENTUM, CG_BN_EPS));
     compare(name, "y inplace", p, host_x(p, gxi, nx), y, nx, tol(p, TOL_FWD, 1e-2));
 
     /* train backward, against the CPU's saved statistics on both sides */
@@ -565,15 +574,15 @@ static void bn_case(cg_cuda_ctx *c, const char *tag, cg_precision p, int64_t C, 
     cg_batchnorm_backward_train(&tdx, &tdg, &tdbt, &tdy, &tx, &tg, &tm, &ts);
     void *gdy = dev_x(p, dy, nx), *gdx = dev_x(p, dx0, nx);
     float *gdg = dev_f(dg0, C), *gdbt = dev_f(dbt0, C), *cm = dev_f(mean, C), *cs = dev_f(rstd, C);
-    OK(cg_cuda_batchnorm_backward_train(c, p, CG_GRAD_ADD, gdx, gdg, gdbt, gdy, gx, gxb, gg, cm, cs, C, M));
+    ON(c, cg_cuda_batchnorm_backward_train(c, p, CG_GRAD_ADD, gdx, gdg, gdbt, gdy, gx, gxb, gg, cm, cs, C, M));
     compare(name, "dx", p, host_x(p, gdx, nx), dx, nx, tol(p, TOL_GRAD, 2e-2));
     compare(name, "dgamma", p, host_f(gdg, C), dg, C, tol(p, TOL_GRAD, 1e-2));
     compare(name, "dbeta", p, host_f(gdbt, C), dbt, C, tol(p, TOL_GRAD, 1e-2));
     {
         void *zdx = dev_zero(p, nx), *sdx = dev_nan(p, nx);
         float *t1 = dev_f(dg0, C), *t2 = dev_f(dbt0, C);
-        OK(cg_cuda_batchnorm_backward_train(c, p, CG_GRAD_ADD, zdx, t1, t2, gdy, gx, gxb, gg, cm, cs, C, M));
-        OK(cg_cuda_batchnorm_backward_train(c, p, CG_GRAD_SET, sdx, t1, t2, gdy, gx, gxb, gg, cm, cs, C, M));
+        ON(c, cg_cuda_batchnorm_backward_train(c, p, CG_GRAD_ADD, zdx, t1, t2, gdy, gx, gxb, gg, cm, cs, C, M));
+        ON(c, cg_cuda_batchnorm_backward_train(c, p, CG_GRAD_SET, sdx, t1, t2, gdy, gx, gxb, gg, cm, cs, C, M));
         same_bits(name, "dx", p, sdx, zdx, nx);
     }
 
@@ -586,16 +595,16 @@ static void bn_case(cg_cuda_ctx *c, const char *tag, cg_precision p, int64_t C, 
     float *erm = dev_f(rm0, C), *erv = dev_f(rv0, C);
     void *gye = dev_nan(p, nx), *gdxe = dev_x(p, dx0, nx);
     float *gdge = dev_f(dg0, C), *gdbe = dev_f(dbt0, C);
-    OK(cg_cuda_batchnorm_forward_eval(c, p, gye, gx, gxb, gg, gbt, erm, erv, C, M, CG_BN_EPS));
+    ON(c, cg_cuda_batchnorm_forward_eval(c, p, gye, gx, gxb, gg, gbt, erm, erv, C, M, CG_BN_EPS));
     compare(name, "y eval", p, host_x(p, gye, nx), ye, nx, tol(p, TOL_FWD, 1e-2));
-    OK(cg_cuda_batchnorm_backward_eval(c, p, CG_GRAD_ADD, gdxe, gdge, gdbe, gdy, gx, gxb, gg, erm, erv, C, M, CG_BN_EPS));
+    ON(c, cg_cuda_batchnorm_backward_eval(c, p, CG_GRAD_ADD, gdxe, gdge, gdbe, gdy, gx, gxb, gg, erm, erv, C, M, CG_BN_EPS));
     compare(name, "dx eval", p, host_x(p, gdxe, nx), dxe, nx, tol(p, TOL_GRAD, 1e-2));
     compare(name, "dgamma eval", p, host_f(gdge, C), dge, C, tol(p, TOL_GRAD, 1e-2));
     compare(name, "dbeta eval", p, host_f(gdbe, C), dbe, C, tol(p, TOL_GRAD, 1e-2));
     void *zdx = dev_zero(p, nx), *sdx = dev_nan(p, nx);
     float *t1 = dev_f(dg0, C), *t2 = dev_f(dbt0, C);
-    OK(cg_cuda_batchnorm_backward_eval(c, p, CG_GRAD_ADD, zdx, t1, t2, gdy, gx, gxb, gg, erm, erv, C, M, CG_BN_EPS));
-    OK(cg_cuda_batchnorm_backward_eval(c, p, CG_GRAD_SET, sdx, t1, t2, gdy, gx, gxb, gg, erm, erv, C, M, CG_BN_EPS));
+    ON(c, cg_cuda_batchnorm_backward_eval(c, p, CG_GRAD_ADD, zdx, t1, t2, gdy, gx, gxb, gg, erm, erv, C, M, CG_BN_EPS));
+    ON(c, cg_cuda_batchnorm_backward_eval(c, p, CG_GRAD_SET, sdx, t1, t2, gdy, gx, gxb, gg, erm, erv, C, M, CG_BN_EPS));
     same_bits(name, "dx eval", p, sdx, zdx, nx);
 }
 
@@ -851,6 +860,74 @@ static void test_embedding(void) {
         float *yb = host_x(p, gyb, 4 * C);
         CHECK(yb[C] == 0.0f && yb[3 * C] == 0.0f && yb[0] == table[1 * C] && yb[2 * C] == table[2 * C]);
         OK(cg_cuda_check_faults(ctx));  /* cleared */
+
+        /* long runs, summed in pieces of 32 sorted rows: sorted, the ids give runs of 64 rows (id 0:
+         * exactly the longest run still summed whole, over a segment boundary), 1, 95 (id 2: long,
+         * ending on the boundary at 160), 150 (id 3: skipped), 65 (id 4: just too long), 2000 (id 7:
+         * over 60 segments), then short random runs of ids 8..49; shuffled */
+        {
+            int64_t LN = 3000, LC = 40, LV = 50;
+            const int32_t run_id[6] = {0, 1, 2, 3, 4, 7}, run_len[6] = {64, 1, 95, 150, 65, 2000}, lskip = 3;
+            int32_t *lids = hold(malloc((size_t)LN * sizeof(int32_t)));
+            int64_t n = 0;
+            for (int r = 0; r < 6; r++)
+                for (int32_t j = 0; j < run_len[r]; j++) lids[n++] = run_id[r];
+            while (n < LN) lids[n++] = 8 + (int32_t)cg_rng_below(&rng, (uint64_t)(LV - 8));
+            for (int64_t k = LN - 1; k > 0; k--) {
+                int64_t j = (int64_t)cg_rng_below(&rng, (uint64_t)(k + 1));
+                int32_t t = lids[k];
+                lids[k] = lids[j];
+                lids[j] = t;
+            }
+            float *ldy = hrand(LN * LC, 0, 1, p), *ldt0 = hrand(LV * LC, 0, 1, CG_PREC_FP32), *ldt = hcopy(ldt0, LV * LC);
+            cg_tensor tldy = T2(ldy, LN, LC), tldt = T2(ldt, LV, LC);
+            cg_embedding_backward(&tldt, &tldy, lids, lskip);
+            int32_t *glids = dalloc((size_t)LN * sizeof(int32_t));
+            OK(cg_cuda_h2d(ctx, glids, lids, (size_t)LN * sizeof(int32_t)));
+            void *gldy = dev_x(p, ldy, LN * LC);
+            float *gldt = dev_f(ldt0, LV * LC), *gldt2 = dev_f(ldt0, LV * LC);
+            OK(cg_cuda_embedding_backward(ctx, p, gldt, gldy, glids, LN, LC, LV, lskip));
+            OK(cg_cuda_embedding_backward(ctx, p, gldt2, gldy, glids, LN, LC, LV, lskip));
+            float *got = host_f(gldt, LV * LC);
+            /* the long runs' sums are grouped differently from the CPU's: rounding only */
+            compare("embedding long runs", "dtable", p, got, ldt, LV * LC, 1e-5);
+            /* runs of at most 64 rows (and the skipped id): bitwise */
+            compare("embedding long runs (short ids bitwise)", "dtable", p, got, ldt, 2 * LC, 0.0);
+            compare("embedding long runs (skip id bitwise)", "dtable", p, got + 3 * LC, ldt + 3 * LC, LC, 0.0);
+            compare("embedding long runs (short ids bitwise)", "dtable", p, got + 8 * LC, ldt + 8 * LC, (LV - 8) * LC, 0.0);
+            compare("embedding long runs (run twice)", "dtable", p, host_f(gldt2, LV * LC), got, LV * LC, 0.0);
+            OK(cg_cuda_check_faults(ctx));
+
+            /* one run of N rows around the segment size (32) and the short-run limit (64) */
+            const int64_t edge[6] = {1, 32, 33, 64, 65, 97};
+            for (int k = 0; k < 6; k++) {
+                int64_t EN = edge[k];
+                char ename[64];
+                snprintf(ename, sizeof ename, "embedding one run of %lld", (long long)EN);
+                for (int64_t j = 0; j < EN; j++) lids[j] = 1;
+                float *edt = hcopy(ldt0, LV * LC);
+                cg_tensor tedy = T2(ldy, EN, LC), tedt = T2(edt, LV, LC);
+                cg_embedding_backward(&tedt, &tedy, lids, -1);
+                OK(cg_cuda_h2d(ctx, glids, lids, (size_t)EN * sizeof(int32_t)));
+                float *gedt = dev_f(ldt0, LV * LC);
+                OK(cg_cuda_embedding_backward(ctx, p, gedt, gldy, glids, EN, LC, LV, -1));
+                compare(ename, "dtable", p, host_f(gedt, LV * LC), edt, LV * LC, EN <= 64 ? 0.0 : 1e-5);
+            }
+
+            /* a long run of an invalid id: reported, nothing written for it, the other id summed */
+            for (int64_t j = 0; j < 200; j++) lids[j] = j % 2 ? 1 : (int32_t)LV + 5;
+            float *fdt = hcopy(ldt0, LV * LC);
+            cg_tensor tfdy = T2(ldy, 200, LC), tfdt = T2(fdt, LV, LC);
+            cg_embedding_backward(&tfdt, &tfdy, lids, (int32_t)LV + 5);  /* the CPU would write out of bounds */
+            OK(cg_cuda_h2d(ctx, glids, lids, 200 * sizeof(int32_t)));
+            float *gfdt = dev_f(ldt0, LV * LC);
+            OK(cg_cuda_embedding_backward(ctx, p, gfdt, gldy, glids, 200, LC, LV, -1));
+            cg_error_clear();
+            CHECK(cg_cuda_check_faults(ctx) == CG_ERR_STATE);
+            fprintf(stderr, "    expected error: %s\n", cg_error_message());
+            compare("embedding invalid long run", "dtable", p, host_f(gfdt, LV * LC), fdt, LV * LC, 1e-5);
+            OK(cg_cuda_check_faults(ctx));
+        }
 
         /* positions */
         int64_t B = 3, T = 7, P = 10;

@@ -91,6 +91,15 @@ static std::vector<float> widen(const void *M, cudaDataType_t t, int64_t rows, i
 }
 
 /* D = alpha op(A) op(B) + beta C (+ bias[i] on row i); all column-major; C read only when beta != 0 */
+static int split_k(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("CG_EMU_GEMM");
+        v = e && strcmp(e, "split") == 0;
+    }
+    return v;
+}
+
 static void gemm(cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int64_t k, float alpha,
                  const void *A, cudaDataType_t at, int64_t lda, const void *B, cudaDataType_t bt, int64_t ldb, float beta,
                  const void *C, cudaDataType_t ct, int64_t ldc, void *D, cudaDataType_t dt, int64_t ldd,
@@ -98,9 +107,22 @@ static void gemm(cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t 
     int64_t ar = ta == CUBLAS_OP_N ? m : k, ac = ta == CUBLAS_OP_N ? k : m;
     int64_t br = tb == CUBLAS_OP_N ? k : n, bc = tb == CUBLAS_OP_N ? n : k;
     std::vector<float> a = widen(A, at, ar, ac, lda), b = widen(B, bt, br, bc, ldb), d((size_t)(m * n), 0.0f);
-    if (k > 0)
-        cblas_sgemm(CblasColMajor, ta == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, tb == CUBLAS_OP_N ? CblasNoTrans : CblasTrans,
-                    (int)m, (int)n, (int)k, alpha, a.data(), (int)ar, b.data(), (int)br, 0.0f, d.data(), (int)m);
+    CBLAS_TRANSPOSE cta = ta == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, ctb = tb == CUBLAS_OP_N ? CblasNoTrans : CblasTrans;
+    /* CG_EMU_GEMM=split: the k sum in two halves, added (split-K): the same product in another
+     * order of additions, as a real cuBLAS picks, so fp32 results differ from the CPU's by rounding */
+    int64_t k1 = split_k() && k >= 2 ? k / 2 : k;
+    if (k1 > 0)
+        cblas_sgemm(CblasColMajor, cta, ctb, (int)m, (int)n, (int)k1, alpha, a.data(), (int)ar, b.data(), (int)br, 0.0f,
+                    d.data(), (int)m);
+    if (k1 < k) {
+        /* the second half of k: columns k1.. of op(A), rows k1.. of op(B) */
+        const float *a2 = a.data() + (ta == CUBLAS_OP_N ? (size_t)(k1 * ar) : (size_t)k1);
+        const float *b2 = b.data() + (tb == CUBLAS_OP_N ? (size_t)k1 : (size_t)(k1 * br));
+        std::vector<float> d2((size_t)(m * n), 0.0f);
+        cblas_sgemm(CblasColMajor, cta, ctb, (int)m, (int)n, (int)(k - k1), alpha, a2, (int)ar, b2, (int)br, 0.0f,
+                    d2.data(), (int)m);
+        for (size_t i = 0; i < d.size(); i++) d[i] += d2[i];
+    }
     for (int64_t j = 0; j < n; j++)
         for (int64_t i = 0; i < m; i++) {
             float v = d[(size_t)(i + j * m)];

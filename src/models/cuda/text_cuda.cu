@@ -47,6 +47,7 @@ static void layout(cg_cuda_text *m, layout_ctx *L) {
     m->w.wx = m->p == CG_PREC_FP32 ? (void *)m->w.params : take(L, (size_t)m->w.n_params * xs);
     m->ids = (int32_t *)take(L, (size_t)N * sizeof(int32_t));
     m->zero_ids = (int32_t *)take(L, (size_t)N * sizeof(int32_t));
+    m->pool_rows = (int32_t *)take(L, (size_t)B * sizeof(int32_t));
     m->key_mask = bert ? (uint8_t *)take(L, (size_t)N) : NULL;
     m->e0 = bert ? take(L, (size_t)(N * C) * xs) : NULL;
     m->emb_mean = bert ? (float *)take(L, (size_t)N * sizeof(float)) : NULL;
@@ -113,6 +114,7 @@ static void copy_structure(cg_cuda_text *m, const cg_text_tower *cpu, cg_precisi
     m->B = B;
     m->T = T;
     m->pool_pos = (int32_t *)cg_xcalloc((size_t)(B > 0 ? B : 1), sizeof *m->pool_pos);
+    m->host_rows = (int32_t *)cg_xcalloc((size_t)(B > 0 ? B : 1), sizeof *m->host_rows);
     m->host_mask = (uint8_t *)cg_xcalloc((size_t)((int64_t)B * T > 0 ? (int64_t)B * T : 1), 1);
 }
 
@@ -122,11 +124,13 @@ static void free_host(cg_cuda_text *m) {
     free(m->res);
     cg_cuda_params_free(&m->w);
     free(m->pool_pos);
+    free(m->host_rows);
     free(m->host_mask);
     m->layers = NULL;
     m->lacts = NULL;
     m->res = NULL;
     m->pool_pos = NULL;
+    m->host_rows = NULL;
     m->host_mask = NULL;
 }
 
@@ -146,7 +150,7 @@ extern "C" size_t cg_cuda_text_scratch_bytes(const cg_text_tower *cpu, cg_precis
     int64_t N = (int64_t)B * T;
     size_t s = cg_cuda_attention_scratch_bytes(p, B, T, cpu->cfg.width, cpu->cfg.heads);
     if (s > need) need = s;
-    s = cg_cuda_embedding_scratch_bytes(N);
+    s = cg_cuda_embedding_scratch_bytes(N, cpu->cfg.width);   /* the token and token-type tables: both C wide */
     if (s > need) need = s;
     return need;
 }
@@ -217,9 +221,6 @@ static const void *PX(const cg_cuda_text *m, int i) {
     return (const char *)m->w.wx + (size_t)m->w.offsets[i] * cg_prec_size(m->p);
 }
 static float *GR(const cg_cuda_text *m, int i) { return m->w.grads + m->w.offsets[i]; }
-static void *xrow(const cg_cuda_text *m, void *base, int64_t row, int64_t width) {
-    return (char *)base + (size_t)(row * width) * cg_prec_size(m->p);
-}
 static int zero_x(cg_cuda_text *m, void *d, int64_t n) {
     return cg_cuda_memset0(m->ctx, d, (size_t)n * cg_prec_size(m->p));
 }
@@ -267,6 +268,7 @@ static int check_ids(cg_cuda_text *m, const int32_t *ids) {
                                     c->eos_id);
         }
         m->pool_pos[b] = pos;
+        m->host_rows[b] = b * T + pos;
     }
     return CG_OK;
 }
@@ -321,6 +323,7 @@ extern "C" int cg_cuda_text_forward(cg_cuda_text *m, const int32_t *ids) {
     cg_cuda_ctx *ctx = m->ctx;
     cg_precision p = m->p;
     TX_TRY(cg_cuda_h2d(ctx, m->ids, ids, (size_t)N * sizeof(int32_t)));
+    TX_TRY(cg_cuda_h2d(ctx, m->pool_rows, m->host_rows, (size_t)B * sizeof(int32_t)));
     if (c->kind == CG_TEXT_CLIP) {
         TX_TRY(cg_cuda_embedding_forward(ctx, p, m->res[0], m->ids, PX(m, m->tok_emb), N, C, c->vocab_size, 0));
         TX_TRY(cg_cuda_posemb_forward(ctx, p, m->res[0], PX(m, m->pos_emb), B, T, C));
@@ -338,8 +341,7 @@ extern "C" int cg_cuda_text_forward(cg_cuda_text *m, const int32_t *ids) {
         else TX_TRY(bert_layer_forward(m, l, m->res[l], m->res[l + 1]));
     }
     void *last = m->res[c->layers];
-    for (int64_t b = 0; b < B; b++)
-        TX_TRY(copy_x(m, xrow(m, m->pool_in, b, C), xrow(m, last, b * T + m->pool_pos[b], C), C));
+    TX_TRY(cg_cuda_gather_rows(ctx, p, m->pool_in, last, m->pool_rows, B, C));
     if (c->kind == CG_TEXT_CLIP)
         TX_TRY(cg_cuda_layernorm_forward(ctx, p, m->pooled, m->pool_mean, m->pool_rstd, m->pool_in,
                                          PX(m, m->final_ln_w), PX(m, m->final_ln_b), B, C, c->ln_eps));
@@ -430,8 +432,7 @@ extern "C" int cg_cuda_text_backward(cg_cuda_text *m, const void *d_emb) {
     }
     /* scatter: each text's gradient row lands in its own pooled row of a zeroed dcur */
     TX_TRY(zero_x(m, m->dcur, N * C));
-    for (int64_t b = 0; b < B; b++)
-        TX_TRY(copy_x(m, xrow(m, m->dcur, b * T + m->pool_pos[b], C), xrow(m, dpin, b, C), C));
+    TX_TRY(cg_cuda_scatter_rows(ctx, p, m->dcur, dpin, m->pool_rows, B, C));
     for (int l = c->layers - 1; l >= 0; l--) {
         if (c->kind == CG_TEXT_CLIP) TX_TRY(clip_layer_backward(m, l));
         else TX_TRY(bert_layer_backward(m, l));

@@ -72,12 +72,14 @@ typedef struct {
     /* batch shape */
     int B, T, have_forward;
     int32_t *pool_pos;                   /* host [B]: the pooled position of each text */
+    int32_t *host_rows;                  /* host [B]: b * T + pool_pos[b], uploaded to pool_rows */
     uint8_t *host_mask;                  /* host staging [B*T] for the BERT key mask */
 
     /* device memory: one arena */
     cg_cuda_arena arena;
     cg_cuda_params w;                    /* params, grads, wx: the CPU layout (in the arena; no buffers) */
     int32_t *ids, *zero_ids;             /* [B*T] int32 */
+    int32_t *pool_rows;                  /* [B] int32: the pooled row of each text in [B*T] */
     uint8_t *key_mask;                   /* BERT [B*T] (NULL for CLIP) */
     void *e0;                            /* BERT: embeddings before their LayerNorm [B, T, C] */
     float *emb_mean, *emb_rstd;          /* BERT [B*T] */

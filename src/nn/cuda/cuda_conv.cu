@@ -18,49 +18,66 @@
  * ([Cout, N*Ho*Wo] with leading dimension N*Ho*Wo), so each group is one GEMM.
  */
 
-/* col[r, q] for r = (c k + u) k + v < Cin k k, q = (n - n0) Ho Wo + i Wo + j < g Ho Wo */
+/* col[r, q] for r = (c k + u) k + v < Cin k k, q = (n - n0) Ho Wo + i Wo + j < g Ho Wo.
+ * Grid: y over the rows r (c, u, v once per block row), x over the columns q. The column buffer
+ * lives in the scratch (far below 2^31 elements), so the index arithmetic is 32-bit (a 64-bit
+ * division costs several times a 32-bit one); only the addresses are 64-bit. */
 template <typename T>
-__global__ void im2col_kernel(T *__restrict__ col, const T *__restrict__ x, int64_t Cin, int64_t N, int64_t H,
-                              int64_t W, int k, int s, int pad, int64_t Ho, int64_t Wo, int64_t n0, int64_t g) {
-    int64_t HoWo = Ho * Wo, cols = g * HoWo, total = Cin * k * k * cols;
-    for (int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += (int64_t)gridDim.x * blockDim.x) {
-        int64_t r = idx / cols, q = idx % cols;
-        int64_t c = r / (k * k), uv = r % (k * k), u = uv / k, v = uv % k;
-        int64_t nl = q / HoWo, ij = q % HoWo, i = ij / Wo, j = ij % Wo;
-        int64_t h = i * s - pad + u, w = j * s - pad + v;
-        T val = stf<T>(0.0f);
-        if (h >= 0 && h < H && w >= 0 && w < W) val = x[((c * N + n0 + nl) * H + h) * W + w];
-        col[idx] = val;
+__global__ void im2col_kernel(T *__restrict__ col, const T *__restrict__ x, int Cin, int64_t N, int H, int W, int k,
+                              int s, int pad, int Ho, int Wo, int64_t n0, int g) {
+    int HoWo = Ho * Wo, cols = g * HoWo, KK = Cin * k * k;
+    for (int r = blockIdx.y; r < KK; r += gridDim.y) {
+        int c = r / (k * k), uv = r - c * (k * k), u = uv / k, v = uv - u * k;
+        const T *xc = x + ((int64_t)c * N + n0) * H * W;
+        T *cr = col + (int64_t)r * cols;
+        for (int q = blockIdx.x * blockDim.x + threadIdx.x; q < cols; q += gridDim.x * blockDim.x) {
+            int nl = q / HoWo, ij = q - nl * HoWo, i = ij / Wo, j = ij - i * Wo;
+            int h = i * s - pad + u, w = j * s - pad + v;
+            T val = stf<T>(0.0f);
+            if (h >= 0 && h < H && w >= 0 && w < W) val = xc[((int64_t)nl * H + h) * W + w];
+            cr[q] = val;
+        }
     }
 }
 
 /* dx[c, n0 + nl, h, w] (+)= sum_{u, v} dcol[(c k + u) k + v, nl Ho Wo + i Wo + j]
- *                         over i = (h + p - u) / s, j = (w + p - v) / s when exact and in range */
+ *                         over i = (h + p - u) / s, j = (w + p - v) / s when exact and in range.
+ * Grid: y over the channels c, x over (nl, h, w); 32-bit index arithmetic as im2col's. */
 template <typename T>
-__global__ void col2im_kernel(T *__restrict__ dx, const T *__restrict__ dcol, int64_t Cin, int64_t N, int64_t H,
-                              int64_t W, int k, int s, int pad, int64_t Ho, int64_t Wo, int64_t n0, int64_t g,
-                              int set) {
-    int64_t HW = H * W, HoWo = Ho * Wo, cols = g * HoWo, total = Cin * g * HW;
-    for (int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += (int64_t)gridDim.x * blockDim.x) {
-        int64_t c = idx / (g * HW), rem = idx % (g * HW), nl = rem / HW, hw = rem % HW, h = hw / W, w = hw % W;
-        float acc = 0.0f;
-        for (int u = 0; u < k; u++) {
-            int64_t th = h + pad - u;
-            if (th < 0 || th % s) continue;
-            int64_t i = th / s;
-            if (i >= Ho) continue;
-            for (int v = 0; v < k; v++) {
-                int64_t tw = w + pad - v;
-                if (tw < 0 || tw % s) continue;
-                int64_t j = tw / s;
-                if (j >= Wo) continue;
-                acc += ldf(dcol[((c * k + u) * k + v) * cols + nl * HoWo + i * Wo + j]);
+__global__ void col2im_kernel(T *__restrict__ dx, const T *__restrict__ dcol, int Cin, int64_t N, int H, int W, int k,
+                              int s, int pad, int Ho, int Wo, int64_t n0, int g, int set) {
+    int HW = H * W, HoWo = Ho * Wo, cols = g * HoWo, per = g * HW;
+    for (int c = blockIdx.y; c < Cin; c += gridDim.y) {
+        T *dxc = dx + ((int64_t)c * N + n0) * HW;
+        const T *dc = dcol + (int64_t)c * k * k * cols;
+        for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < per; e += gridDim.x * blockDim.x) {
+            int nl = e / HW, hw = e - nl * HW, h = hw / W, w = hw - h * W;
+            const T *dn = dc + nl * HoWo;
+            float acc = 0.0f;
+            for (int u = 0; u < k; u++) {
+                int th = h + pad - u;
+                if (th < 0) break;   /* th only falls as u grows */
+                int i = th / s;
+                if (i * s != th || i >= Ho) continue;
+                for (int v = 0; v < k; v++) {
+                    int tw = w + pad - v;
+                    if (tw < 0) break;
+                    int j = tw / s;
+                    if (j * s != tw || j >= Wo) continue;
+                    acc += ldf(dn[(u * k + v) * cols + i * Wo + j]);
+                }
             }
+            put_grad(dxc[e], acc, set);
         }
-        put_grad(dx[(c * N + n0 + nl) * HW + hw], acc, set);
     }
+}
+
+/* the launch shape of both: x covers `per` elements of a row (at most 4096 blocks), y the rows */
+static dim3 rows_grid(int64_t per, int64_t rows) {
+    int64_t bx = (per + 255) / 256;
+    if (bx > 4096) bx = 4096;
+    if (bx < 1) bx = 1;
+    return dim3((unsigned)bx, (unsigned)(rows < 65535 ? rows : 65535), 1);
 }
 
 static int conv_dims(int64_t Cin, int64_t N, int64_t H, int64_t W, int64_t Cout, int k, int stride, int pad,
@@ -72,6 +89,9 @@ static int conv_dims(int64_t Cin, int64_t N, int64_t H, int64_t W, int64_t Cout,
     *Wo = (W + 2 * pad - k) / stride + 1;
     CG_CUDA_ARG(H + 2 * pad >= k && W + 2 * pad >= k, "kernel %d larger than the padded %lldx%lld input", k,
                 (long long)H, (long long)W);
+    /* the kernels' 32-bit index arithmetic (their comment) */
+    CG_CUDA_ARG(H * W <= (1LL << 28) && Cin * k * k <= (1LL << 28), "a %lldx%lld input with %lld x %dx%d taps is beyond "
+                "the kernels' 32-bit indexing", (long long)H, (long long)W, (long long)Cin, k, k);
     return CG_OK;
 }
 
@@ -101,8 +121,8 @@ static int conv_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x
     T *col = (T *)ctx->scratch;
     for (int64_t n0 = 0; n0 < N; n0 += g) {
         int64_t gn = N - n0 < g ? N - n0 : g, cols = gn * HoWo;
-        im2col_kernel<T><<<cg_grid(KK * cols, 256), 256, 0, ctx->stream>>>(col, (const T *)x, Cin, N, H, W, k, stride,
-                                                                           pad, Ho, Wo, n0, gn);
+        im2col_kernel<T><<<rows_grid(cols, KK), 256, 0, ctx->stream>>>(col, (const T *)x, (int)Cin, N, (int)H, (int)W, k,
+                                                                       stride, pad, (int)Ho, (int)Wo, n0, (int)gn);
         CG_CUDA_CHECK_LAUNCH(ctx, "im2col_kernel");
         CG_TRY(cg_cuda_gemm(ctx, p, 0, 0, Cout, cols, KK, 1.0f, w, KK, col, cols, beta, (char *)y + (size_t)(n0 * HoWo) * es,
                             M, 0));
@@ -146,14 +166,14 @@ static int conv_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, vo
     for (int64_t n0 = 0; n0 < N; n0 += g) {
         int64_t gn = N - n0 < g ? N - n0 : g, cols = gn * HoWo;
         const char *dyg = (const char *)dy + (size_t)(n0 * HoWo) * es;
-        im2col_kernel<T><<<cg_grid(KK * cols, 256), 256, 0, ctx->stream>>>(col, (const T *)x, Cin, N, H, W, k, stride,
-                                                                           pad, Ho, Wo, n0, gn);
+        im2col_kernel<T><<<rows_grid(cols, KK), 256, 0, ctx->stream>>>(col, (const T *)x, (int)Cin, N, (int)H, (int)W, k,
+                                                                       stride, pad, (int)Ho, (int)Wo, n0, (int)gn);
         CG_CUDA_CHECK_LAUNCH(ctx, "im2col_kernel");
         CG_TRY(cg_cuda_gemm(ctx, p, 0, 1, Cout, KK, cols, 1.0f, dyg, M, col, cols, 1.0f, dw, KK, 1));
         if (dx) {
             CG_TRY(cg_cuda_gemm(ctx, p, 1, 0, KK, cols, Cout, 1.0f, w, KK, dyg, M, 0.0f, dcol, cols, 0));
-            col2im_kernel<T><<<cg_grid(Cin * gn * H * W, 256), 256, 0, ctx->stream>>>(
-                (T *)dx, dcol, Cin, N, H, W, k, stride, pad, Ho, Wo, n0, gn, (int)mode);
+            col2im_kernel<T><<<rows_grid(gn * H * W, Cin), 256, 0, ctx->stream>>>(
+                (T *)dx, dcol, (int)Cin, N, (int)H, (int)W, k, stride, pad, (int)Ho, (int)Wo, n0, (int)gn, (int)mode);
             CG_CUDA_CHECK_LAUNCH(ctx, "col2im_kernel");
         }
     }
@@ -182,47 +202,61 @@ extern "C" int cg_cuda_conv2d_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad
  *                           (the forward kernel with the flipped filter, accumulating or not)
  *            dw[c,u,v]   += sum_{n,h,w} dy[c,n,h,w] x[c, n, h+u-p, w+v-p]
  *            db[c]       += sum_{n,h,w} dy[c,n,h,w]
- * Forward/dx: a block computes a DW_TH x DW_TW tile of one plane, one output per thread, from a
- * zero-padded (DW_TH + k - 1) x (DW_TW + k - 1) input tile in shared memory (a warp reads a row:
- * consecutive words, no bank conflicts). The filter is in shared memory too.
- * dw, db: block (c, part) walks the tiles of its planes; each thread keeps k*k + 1 running sums
+ * Forward/dx: a block computes a TH x TW tile of PL planes, one output per thread, from
+ * zero-padded (TH + k - 1) x (TW + k - 1) input tiles in shared memory (a warp reads a row:
+ * consecutive words, no bank conflicts). The filters are in shared memory too. The tile follows
+ * the plane's width so that few threads idle: 32 x 8 of one plane when W > 16, 16 x 16 of one
+ * plane when 8 < W <= 16 (StarNet's 14x14), 8 x 8 of 4 planes when W <= 8 (its 7x7).
+ * dw, db: block (c, part) walks the tiles of its planes (PL planes of the channel at a time, same
+ * tile shapes); each thread keeps k*k + 1 running sums
  * in registers (k = 3, 5, 7 are compiled with unrolled loops; other k take a generic kernel that
  * makes one pass per filter tap), then a block reduction writes one partial per block; a final
  * kernel adds the partials of a channel in order. y must not alias x.
  */
 
-#define DW_TW 32
-#define DW_TH 8
 #define DW_KMAX 15
 
-template <typename T, int KT>
+/* the tile shapes (TW x TH x PL = CG_BLOCK threads) by plane width */
+enum dw_tile { DW_TILE_32x8, DW_TILE_16x16, DW_TILE_8x8x4 };
+static dw_tile dw_tile_for(int W) { return W > 16 ? DW_TILE_32x8 : W > 8 ? DW_TILE_16x16 : DW_TILE_8x8x4; }
+
+template <typename T, int KT, int TW, int TH, int PL>
 __global__ void __launch_bounds__(CG_BLOCK)
-dw_fwd_kernel(T *__restrict__ y, const T *__restrict__ x, const T *__restrict__ w, const T *__restrict__ b, int64_t N,
-              int H, int W, int k_rt, int flip, int accumulate) {
+dw_fwd_kernel(T *__restrict__ y, const T *__restrict__ x, const T *__restrict__ w, const T *__restrict__ b, int64_t CN,
+              int64_t N, int H, int W, int k_rt, int flip, int accumulate) {
+    static_assert(TW * TH * PL == CG_BLOCK, "one output per thread");
+    constexpr int KS = KT ? KT : DW_KMAX, SWM = TW + KS - 1, SHM = TH + KS - 1;
     const int k = KT ? KT : k_rt, pad = k / 2;
-    __shared__ float xs[(DW_TH + DW_KMAX - 1) * (DW_TW + DW_KMAX - 1)];
-    __shared__ float wsh[DW_KMAX * DW_KMAX];
-    int64_t plane = blockIdx.x, c = plane / N;
-    int w0 = blockIdx.y * DW_TW, h0 = blockIdx.z * DW_TH;
-    int tx = threadIdx.x % DW_TW, ty = threadIdx.x / DW_TW;
-    const int sw = DW_TW + k - 1, sh = DW_TH + k - 1;
-    const T *xp = x + plane * (int64_t)H * W;
-    for (int i = threadIdx.x; i < sh * sw; i += CG_BLOCK) {
-        int r = i / sw, q = i % sw, hh = h0 - pad + r, ww = w0 - pad + q;
-        xs[i] = (hh >= 0 && hh < H && ww >= 0 && ww < W) ? ldf(xp[(int64_t)hh * W + ww]) : 0.0f;
+    __shared__ float xs[PL][SHM * SWM];
+    __shared__ float wsh[PL][KS * KS];
+    int pl = threadIdx.x / (TW * TH), tid = threadIdx.x % (TW * TH), tx = tid % TW, ty = tid / TW;
+    int64_t g0 = (int64_t)blockIdx.x * PL;
+    int w0 = blockIdx.y * TW, h0 = blockIdx.z * TH;
+    const int sw = TW + k - 1, sh = TH + k - 1;
+    for (int i = threadIdx.x; i < PL * sh * sw; i += CG_BLOCK) {
+        int q = i / (sh * sw), rr = i % (sh * sw), r = rr / sw, cc = rr % sw, hh = h0 - pad + r, ww = w0 - pad + cc;
+        int64_t plane = g0 + q;
+        xs[q][rr] = (plane < CN && hh >= 0 && hh < H && ww >= 0 && ww < W)
+                        ? ldf(x[plane * (int64_t)H * W + (int64_t)hh * W + ww]) : 0.0f;
     }
-    for (int i = threadIdx.x; i < k * k; i += CG_BLOCK) wsh[i] = ldf(w[c * k * k + (flip ? k * k - 1 - i : i)]);
+    for (int i = threadIdx.x; i < PL * k * k; i += CG_BLOCK) {
+        int q = i / (k * k), t = i % (k * k);
+        int64_t plane = g0 + q;
+        wsh[q][t] = plane < CN ? ldf(w[(plane / N) * k * k + (flip ? k * k - 1 - t : t)]) : 0.0f;
+    }
     __syncthreads();
+    int64_t plane = g0 + pl;
     int h = h0 + ty, wq = w0 + tx;
-    if (h < H && wq < W) {
-        float acc = b ? ldf(b[c]) : 0.0f;
+    if (plane < CN && h < H && wq < W) {
+        float acc = b ? ldf(b[plane / N]) : 0.0f;
+        const float *xq = xs[pl], *wq_ = wsh[pl];
 #pragma unroll
-        for (int u = 0; u < (KT ? KT : DW_KMAX); u++) {
+        for (int u = 0; u < KS; u++) {
             if (!KT && u >= k) break;
 #pragma unroll
-            for (int v = 0; v < (KT ? KT : DW_KMAX); v++) {
+            for (int v = 0; v < KS; v++) {
                 if (!KT && v >= k) break;
-                acc += wsh[u * k + v] * xs[(ty + u) * sw + tx + v];
+                acc += wq_[u * k + v] * xq[(ty + u) * sw + tx + v];
             }
         }
         T *o = y + plane * (int64_t)H * W + (int64_t)h * W + wq;
@@ -231,36 +265,41 @@ dw_fwd_kernel(T *__restrict__ y, const T *__restrict__ x, const T *__restrict__ 
 }
 
 /* part[(c * P + pp) * (k k + 1) + t] = sum over the block's planes of dy * shifted x (t < k k), sum dy (t = k k) */
-template <typename T, int KT>
+template <typename T, int KT, int TW, int TH, int PL>
 __global__ void __launch_bounds__(CG_BLOCK)
 dw_wgrad_kernel(const T *__restrict__ dy, const T *__restrict__ x, int64_t N, int H, int W, int64_t P, int64_t nper,
                 float *__restrict__ part) {
-    constexpr int K = KT, KK = KT * KT, pad = KT / 2, sw = DW_TW + KT - 1, sh = DW_TH + KT - 1;
-    __shared__ float xs[sh * sw];
+    static_assert(TW * TH * PL == CG_BLOCK, "one position per thread");
+    constexpr int K = KT, KK = KT * KT, pad = KT / 2, sw = TW + KT - 1, sh = TH + KT - 1;
+    __shared__ float xs[PL][sh * sw];
     __shared__ float red[CG_WARPS][KK + 1];
     int64_t c = blockIdx.x / P, pp = blockIdx.x % P;
     int64_t n0 = pp * nper, n1 = n0 + nper < N ? n0 + nper : N;
-    int tx = threadIdx.x % DW_TW, ty = threadIdx.x / DW_TW;
+    int pl = threadIdx.x / (TW * TH), tid = threadIdx.x % (TW * TH), tx = tid % TW, ty = tid / TW;
     float acc[KK + 1];
 #pragma unroll
     for (int t = 0; t <= KK; t++) acc[t] = 0.0f;
-    for (int64_t n = n0; n < n1; n++) {
-        const T *xp = x + (c * N + n) * (int64_t)H * W, *gp = dy + (c * N + n) * (int64_t)H * W;
-        for (int h0 = 0; h0 < H; h0 += DW_TH)
-            for (int w0 = 0; w0 < W; w0 += DW_TW) {
-                for (int i = threadIdx.x; i < sh * sw; i += CG_BLOCK) {
-                    int r = i / sw, q = i % sw, hh = h0 - pad + r, ww = w0 - pad + q;
-                    xs[i] = (hh >= 0 && hh < H && ww >= 0 && ww < W) ? ldf(xp[(int64_t)hh * W + ww]) : 0.0f;
+    for (int64_t nb = n0; nb < n1; nb += PL) {
+        for (int h0 = 0; h0 < H; h0 += TH)
+            for (int w0 = 0; w0 < W; w0 += TW) {
+                for (int i = threadIdx.x; i < PL * sh * sw; i += CG_BLOCK) {
+                    int q = i / (sh * sw), rr = i % (sh * sw), r = rr / sw, cc = rr % sw, hh = h0 - pad + r,
+                        ww = w0 - pad + cc;
+                    int64_t n = nb + q;
+                    xs[q][rr] = (n < n1 && hh >= 0 && hh < H && ww >= 0 && ww < W)
+                                    ? ldf(x[(c * N + n) * (int64_t)H * W + (int64_t)hh * W + ww]) : 0.0f;
                 }
                 __syncthreads();
+                int64_t n = nb + pl;
                 int h = h0 + ty, wq = w0 + tx;
-                if (h < H && wq < W) {
-                    float g = ldf(gp[(int64_t)h * W + wq]);
+                if (n < n1 && h < H && wq < W) {
+                    float g = ldf(dy[(c * N + n) * (int64_t)H * W + (int64_t)h * W + wq]);
+                    const float *xq = xs[pl];
                     acc[KK] += g;
 #pragma unroll
                     for (int u = 0; u < K; u++)
 #pragma unroll
-                        for (int v = 0; v < K; v++) acc[u * K + v] += g * xs[(ty + u) * sw + tx + v];
+                        for (int v = 0; v < K; v++) acc[u * K + v] += g * xq[(ty + u) * sw + tx + v];
                 }
                 __syncthreads();  /* before the next tile overwrites xs */
             }
@@ -325,21 +364,32 @@ static int dw_check(int64_t C, int64_t N, int64_t H, int64_t W, int k) {
     CG_CUDA_ARG(C >= 1 && N >= 0 && H >= 1 && W >= 1 && k >= 1 && k % 2 == 1 && k <= DW_KMAX,
                 "C=%lld N=%lld H=%lld W=%lld k=%d (odd k <= %d)", (long long)C, (long long)N, (long long)H,
                 (long long)W, k, DW_KMAX);
-    CG_CUDA_ARG(C * N <= 0x7fffffffLL && (W + DW_TW - 1) / DW_TW <= 65535 && (H + DW_TH - 1) / DW_TH <= 65535 &&
+    CG_CUDA_ARG(C * N <= 0x7fffffffLL && (W + 7) / 8 <= 65535 && (H + 7) / 8 <= 65535 &&
                     H * W <= 0x7fffffffLL,
                 "plane count or size beyond the grid limits");
     return CG_OK;
 }
 
+template <typename T, int TW, int TH, int PL>
+static void dw_forward_tile(cg_cuda_ctx *ctx, T *y, const T *x, const T *w, const T *b, int64_t C, int64_t N, int H,
+                            int W, int k, int flip, int accumulate) {
+    int64_t CN = C * N;
+    dim3 grid((unsigned int)((CN + PL - 1) / PL), (unsigned int)((W + TW - 1) / TW), (unsigned int)((H + TH - 1) / TH));
+    switch (k) {
+    case 3: dw_fwd_kernel<T, 3, TW, TH, PL><<<grid, CG_BLOCK, 0, ctx->stream>>>(y, x, w, b, CN, N, H, W, k, flip, accumulate); break;
+    case 5: dw_fwd_kernel<T, 5, TW, TH, PL><<<grid, CG_BLOCK, 0, ctx->stream>>>(y, x, w, b, CN, N, H, W, k, flip, accumulate); break;
+    case 7: dw_fwd_kernel<T, 7, TW, TH, PL><<<grid, CG_BLOCK, 0, ctx->stream>>>(y, x, w, b, CN, N, H, W, k, flip, accumulate); break;
+    default: dw_fwd_kernel<T, 0, TW, TH, PL><<<grid, CG_BLOCK, 0, ctx->stream>>>(y, x, w, b, CN, N, H, W, k, flip, accumulate); break;
+    }
+}
+
 template <typename T>
 static int dw_forward_any(cg_cuda_ctx *ctx, T *y, const T *x, const T *w, const T *b, int64_t C, int64_t N, int H,
                           int W, int k, int flip, int accumulate) {
-    dim3 grid((unsigned int)(C * N), (unsigned int)((W + DW_TW - 1) / DW_TW), (unsigned int)((H + DW_TH - 1) / DW_TH));
-    switch (k) {
-    case 3: dw_fwd_kernel<T, 3><<<grid, CG_BLOCK, 0, ctx->stream>>>(y, x, w, b, N, H, W, k, flip, accumulate); break;
-    case 5: dw_fwd_kernel<T, 5><<<grid, CG_BLOCK, 0, ctx->stream>>>(y, x, w, b, N, H, W, k, flip, accumulate); break;
-    case 7: dw_fwd_kernel<T, 7><<<grid, CG_BLOCK, 0, ctx->stream>>>(y, x, w, b, N, H, W, k, flip, accumulate); break;
-    default: dw_fwd_kernel<T, 0><<<grid, CG_BLOCK, 0, ctx->stream>>>(y, x, w, b, N, H, W, k, flip, accumulate); break;
+    switch (dw_tile_for(W)) {
+    case DW_TILE_32x8: dw_forward_tile<T, 32, 8, 1>(ctx, y, x, w, b, C, N, H, W, k, flip, accumulate); break;
+    case DW_TILE_16x16: dw_forward_tile<T, 16, 16, 1>(ctx, y, x, w, b, C, N, H, W, k, flip, accumulate); break;
+    default: dw_forward_tile<T, 8, 8, 4>(ctx, y, x, w, b, C, N, H, W, k, flip, accumulate); break;
     }
     CG_CUDA_CHECK_LAUNCH(ctx, "dw_fwd_kernel");
     return CG_OK;
@@ -371,6 +421,13 @@ extern "C" size_t cg_cuda_dwconv2d_scratch_bytes(int64_t C, int64_t N, int k) {
     return (size_t)(C * P * (k * k + 1)) * sizeof(float);
 }
 
+/* dw_wgrad_kernel for filter size K in the tile shape `tile` (dw_backward's names) */
+#define DW_WGRAD(K) do { \
+    if (tile == DW_TILE_32x8) dw_wgrad_kernel<T, K, 32, 8, 1><<<grid, CG_BLOCK, 0, ctx->stream>>>(dy, x, N, H, W, P, nper, part); \
+    else if (tile == DW_TILE_16x16) dw_wgrad_kernel<T, K, 16, 16, 1><<<grid, CG_BLOCK, 0, ctx->stream>>>(dy, x, N, H, W, P, nper, part); \
+    else dw_wgrad_kernel<T, K, 8, 8, 4><<<grid, CG_BLOCK, 0, ctx->stream>>>(dy, x, N, H, W, P, nper, part); \
+} while (0)
+
 template <typename T>
 static int dw_backward(cg_cuda_ctx *ctx, cg_grad_mode mode, T *dx, float *dw, float *db, const T *dy, const T *x, const T *w, int64_t C,
                        int64_t N, int H, int W, int k) {
@@ -383,10 +440,11 @@ static int dw_backward(cg_cuda_ctx *ctx, cg_grad_mode mode, T *dx, float *dw, fl
     CG_CUDA_ARG(C * P <= 0x7fffffffLL, "C=%lld too many channels", (long long)C);
     float *part = (float *)ctx->scratch;
     unsigned int grid = (unsigned int)(C * P);
+    dw_tile tile = dw_tile_for(W);
     switch (k) {
-    case 3: dw_wgrad_kernel<T, 3><<<grid, CG_BLOCK, 0, ctx->stream>>>(dy, x, N, H, W, P, nper, part); break;
-    case 5: dw_wgrad_kernel<T, 5><<<grid, CG_BLOCK, 0, ctx->stream>>>(dy, x, N, H, W, P, nper, part); break;
-    case 7: dw_wgrad_kernel<T, 7><<<grid, CG_BLOCK, 0, ctx->stream>>>(dy, x, N, H, W, P, nper, part); break;
+    case 3: DW_WGRAD(3); break;
+    case 5: DW_WGRAD(5); break;
+    case 7: DW_WGRAD(7); break;
     default: dw_wgrad_generic_kernel<T><<<grid, CG_BLOCK, 0, ctx->stream>>>(dy, x, N, H, W, k, P, nper, part); break;
     }
     CG_CUDA_CHECK_LAUNCH(ctx, "dw_wgrad_kernel");

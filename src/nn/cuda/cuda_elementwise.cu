@@ -276,9 +276,20 @@ extern "C" int cg_cuda_avgpool_global_backward(cg_cuda_ctx *ctx, cg_precision p,
  * Forward:   y[n, :] (+)= table[ids[n], :]           (an id outside [0, V): row skipped, fault raised)
  * Backward:  dtable[ids[n], :] += dy[n, :] for ids[n] != skip_id
  *   1. (id, n) pairs sorted by id with a stable radix sort (cub), over all 32 bits so that even an
- *      invalid id sorts into its own run;
- *   2. one block per run start: its threads take columns, each adds the run's rows in the order
- *      of n — the CPU's additions in the CPU's order. No atomics, one writer per table row.
+ *      invalid id sorts into its own run; a run = the sorted positions of one id, rows in order of n;
+ *   2. short runs (at most L = EMB_SHORT rows): one block per run start, its threads take columns,
+ *      each adds the run's rows in order: d = dtable[id]; d += dy[row] ...; — the CPU's additions in
+ *      the CPU's order, so bitwise the CPU's result;
+ *   3. long runs (more than L rows): the sorted positions cut into segments of R = EMB_SEG <= L rows,
+ *      one block per segment. A long run is never inside one segment: only a segment's first piece
+ *      (continuing a run from the left) or last piece (starting one that goes on to the right) can
+ *      belong to one. Such a piece leaves its partial sum p = 0 + dy[row] ... (its rows in order) in
+ *      slot 0 of the segment (a continuation) or slot 1 (the run's start: that segment owns the run);
+ *   4. one block per owner and 32 columns: the run's end found by a few rounds of parallel probes,
+ *      its K partials (slot 1 of the owner, slot 0 of each later segment) split into 8 consecutive
+ *      groups, one per warp, each summed in order, then dtable[id] += the group sums in order.
+ *   Fixed grouping and no float atomics: the same result every run. One writer per table row (a
+ *   run's id is in no other run). Faults (invalid ids) are raised by step 2 only, once per run.
  */
 template <typename T>
 __global__ void emb_fwd_kernel(T *y, const int32_t *__restrict__ ids, const T *__restrict__ table, int64_t C, int64_t V,
@@ -300,11 +311,26 @@ __global__ void iota_kernel(int32_t *v, int64_t n) {
     GRID_STRIDE(i, n) v[i] = (int32_t)i;
 }
 
+#define EMB_SEG 32            /* R: sorted positions per segment */
+#define EMB_SHORT 64          /* L: a run of at most L rows is summed whole, in the CPU's order */
+#define EMB_SHORT_THREADS 128 /* > L: one probe per thread finds a run's length */
+#define EMB_SEG_THREADS 256
+#define EMB_JOIN_WARPS 8
+static_assert(EMB_SHORT >= EMB_SEG, "a long run must span two segments at least");
+static_assert(EMB_SHORT_THREADS > EMB_SHORT, "one thread per position of [i, i + L]");
+
+/* step 2, block per sorted position i: at a run start, thread t <= L checks position i + t; the
+ * one whose position holds the id and whose next does not (or t = L) knows the length (L + 1:
+ * longer than L, left to step 3). */
 template <typename T>
-__global__ void emb_bwd_runs_kernel(float *__restrict__ dtable, const T *__restrict__ dy, const int32_t *__restrict__ keys,
-                                    const int32_t *__restrict__ rows, int64_t N, int64_t C, int64_t V, int32_t skip_id,
-                                    unsigned int *faults) {
+__global__ void __launch_bounds__(EMB_SHORT_THREADS)
+emb_bwd_short_kernel(float *__restrict__ dtable, const T *__restrict__ dy, const int32_t *__restrict__ keys,
+                     const int32_t *__restrict__ rows, int64_t N, int64_t C, int64_t V, int32_t skip_id,
+                     unsigned int *faults) {
+    __shared__ int32_t srow[EMB_SHORT];
+    __shared__ int s_len;
     for (int64_t i = blockIdx.x; i < N; i += gridDim.x) {
+        __syncthreads();  /* the previous run is done with srow and s_len */
         int32_t id = keys[i];
         if (i > 0 && keys[i - 1] == id) continue;  /* not the start of a run (the same for the whole block) */
         if (id == skip_id) continue;
@@ -312,13 +338,130 @@ __global__ void emb_bwd_runs_kernel(float *__restrict__ dtable, const T *__restr
             if (threadIdx.x == 0) atomicOr(faults, CG_CUDA_FAULT_EMBEDDING_ID);
             continue;
         }
-        int64_t end = i + 1;
-        while (end < N && keys[end] == id) end++;
+        int t = (int)threadIdx.x;
+        if (t <= EMB_SHORT) {
+            int64_t p = i + t;
+            int here = p < N && keys[p] == id, next = t < EMB_SHORT && p + 1 < N && keys[p + 1] == id;
+            if (here && !next) s_len = t + 1;
+            if (here && t < EMB_SHORT) srow[t] = rows[p];
+        }
+        __syncthreads();
+        int len = s_len;
+        if (len > EMB_SHORT) continue;
         float *dst = dtable + (int64_t)id * C;
         for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
-            float s = dst[c];
-            for (int64_t j = i; j < end; j++) s += ldf(dy[(int64_t)rows[j] * C + c]);
-            dst[c] = s;
+            float d = dst[c];
+#pragma unroll 4
+            for (int j = 0; j < len; j++) d += ldf(dy[(int64_t)srow[j] * C + c]);
+            dst[c] = d;
+        }
+    }
+}
+
+/* equal keys are contiguous, so key == k holds on one interval: these find its ends by bisection */
+/* the first x in [lo, hi) with key[x] != k (hi if none), given key == k on [lo, x) */
+__device__ __forceinline__ int emb_run_end(const int32_t *key, int lo, int hi, int32_t k) {
+    while (lo < hi) {
+        int m = lo + (hi - lo) / 2;
+        if (key[m] == k) lo = m + 1;
+        else hi = m;
+    }
+    return lo;
+}
+/* the first x in [lo, hi] with key[x..hi] == k, given key[hi] == k */
+__device__ __forceinline__ int emb_run_start(const int32_t *key, int lo, int hi, int32_t k) {
+    while (lo < hi) {
+        int m = lo + (hi - lo) / 2;
+        if (key[m] == k) hi = m;
+        else lo = m + 1;
+    }
+    return lo;
+}
+
+/* step 3: segment s = sorted positions [a, b); its block holds the keys of [a - L, b + L) (clipped
+ * to [0, N)): a run longer than L reaches past that window, so the clipped length still tells a
+ * long run from a short one. owner[s] = 1 when slot 1 holds a long run's start. */
+template <typename T>
+__global__ void __launch_bounds__(EMB_SEG_THREADS)
+emb_bwd_seg_kernel(float *__restrict__ part, int32_t *__restrict__ owner, const T *__restrict__ dy,
+                   const int32_t *__restrict__ keys, const int32_t *__restrict__ rows, int64_t N, int64_t C,
+                   int64_t V, int32_t skip_id) {
+    __shared__ int32_t skey[EMB_SEG + 2 * EMB_SHORT], srow[EMB_SEG];
+    int64_t nseg = (N + EMB_SEG - 1) / EMB_SEG;
+    for (int64_t s = blockIdx.x; s < nseg; s += gridDim.x) {
+        int64_t a = s * EMB_SEG, b = a + EMB_SEG < N ? a + EMB_SEG : N;
+        int64_t w0 = a > EMB_SHORT ? a - EMB_SHORT : 0, w1 = b + EMB_SHORT < N ? b + EMB_SHORT : N;
+        int ia = (int)(a - w0), ib = (int)(b - w0), iw = (int)(w1 - w0);  /* window indices */
+        __syncthreads();  /* the previous segment is done with the window */
+        for (int x = threadIdx.x; x < iw; x += blockDim.x) skey[x] = keys[w0 + x];
+        for (int x = threadIdx.x; x < ib - ia; x += blockDim.x) srow[x] = rows[a + x];
+        __syncthreads();
+        int owns = 0;
+        for (int f = 0; f < 2; f++) {  /* the first piece [i, e), then the last if it is another */
+            int32_t k = f ? skey[ib - 1] : skey[ia];
+            int i = f ? emb_run_start(skey, ia, ib - 1, k) : ia, e = f ? ib : emb_run_end(skey, ia + 1, ib, k);
+            if (f && i == ia) break;
+            int rs = i == ia ? emb_run_start(skey, 0, ia, k) : i;  /* its run [rs, re), clipped */
+            int re = e == ib ? emb_run_end(skey, ib, iw, k) : e;
+            if (re - rs <= EMB_SHORT || k == skip_id || k < 0 || k >= V) continue;
+            int starts = rs >= ia;
+            float *dst = part + (2 * s + starts) * C;
+            for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+                float p = 0.0f;
+#pragma unroll 4
+                for (int x = i; x < e; x++) p += ldf(dy[(int64_t)srow[x - ia] * C + c]);
+                dst[c] = p;
+            }
+            owns |= starts;
+        }
+        if (threadIdx.x == 0) owner[s] = owns;
+    }
+}
+
+/* step 4: block (s, columns), for an owner s: the run holds key k = keys[b - 1] and ends at the
+ * first position from b with another key. Each round the block probes blockDim.x evenly spaced
+ * positions of [lo, hi) (keys[lo] == k, hi past the run): the one probe in the run whose next
+ * probe is not narrows it to one step. Its partials: slot 1 of s, then slot 0 of s+1 .. t. */
+__global__ void __launch_bounds__(EMB_JOIN_WARPS * 32)
+emb_bwd_join_kernel(float *__restrict__ dtable, const float *__restrict__ part, const int32_t *__restrict__ owner,
+                    const int32_t *__restrict__ keys, int64_t N, int64_t C) {
+    __shared__ int64_t s_lo, s_hi;
+    __shared__ float g[EMB_JOIN_WARPS][32];
+    int64_t nseg = (N + EMB_SEG - 1) / EMB_SEG;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    for (int64_t s = blockIdx.x; s < nseg; s += gridDim.x) {
+        __syncthreads();  /* the previous segment is done with s_lo, s_hi and g */
+        if (!owner[s]) continue;
+        int64_t b = (s + 1) * EMB_SEG < N ? (s + 1) * EMB_SEG : N;
+        int32_t k = keys[b - 1];
+        int64_t lo = b, hi = N;
+        while (hi - lo > 1) {
+            int64_t step = (hi - lo + blockDim.x - 1) / blockDim.x, p = lo + threadIdx.x * step, q = p + step;
+            if (p < hi && keys[p] == k && !(q < hi && keys[q] == k)) {
+                s_lo = p;
+                s_hi = q < hi ? q : hi;
+            }
+            __syncthreads();
+            lo = s_lo;
+            hi = s_hi;
+            __syncthreads();
+        }
+        int64_t K = (hi - 1) / EMB_SEG - s + 1;  /* hi: the run's end; K >= 2 */
+        int64_t j0 = K * warp / EMB_JOIN_WARPS, j1 = K * (warp + 1) / EMB_JOIN_WARPS;
+        for (int64_t c0 = (int64_t)blockIdx.y * 32; c0 < C; c0 += (int64_t)gridDim.y * 32) {
+            int64_t c = c0 + lane;
+            float v = 0.0f;
+            if (c < C)
+                for (int64_t j = j0; j < j1; j++) v += part[(j ? 2 * (s + j) : 2 * s + 1) * C + c];
+            g[warp][lane] = v;
+            __syncthreads();
+            if (warp == 0 && c < C) {
+                float d = dtable[(int64_t)k * C + c];
+                for (int w = 0; w < EMB_JOIN_WARPS; w++)
+                    if (K * (w + 1) / EMB_JOIN_WARPS > K * w / EMB_JOIN_WARPS) d += g[w][lane];
+                dtable[(int64_t)k * C + c] = d;
+            }
+            __syncthreads();
         }
     }
 }
@@ -330,16 +473,24 @@ static int emb_sort_temp_bytes(int64_t N, cudaStream_t stream, size_t *bytes) {
     return e == cudaSuccess;
 }
 
-/* keys_out, rows_in, rows_out: N int32 each (256-aligned), then cub's temporary storage */
-static size_t emb_layout(int64_t N, size_t temp) { return 3 * cg_align_up((size_t)N * sizeof(int32_t), 256) + temp; }
+/* keys_out, rows_in, rows_out: N int32 each (256-aligned), then cub's temporary storage; once the
+ * sort is done the segment pass reuses that: owner flags (nseg int32, 256-aligned), then two
+ * partial rows of C floats per segment */
+static size_t emb_seg_flags_bytes(int64_t N) {
+    return cg_align_up((size_t)((N + EMB_SEG - 1) / EMB_SEG) * sizeof(int32_t), 256);
+}
+static size_t emb_layout(int64_t N, int64_t C, size_t temp) {
+    size_t seg = emb_seg_flags_bytes(N) + 2 * (size_t)((N + EMB_SEG - 1) / EMB_SEG) * (size_t)C * sizeof(float);
+    return 3 * cg_align_up((size_t)N * sizeof(int32_t), 256) + (temp > seg ? temp : seg);
+}
 
-extern "C" size_t cg_cuda_embedding_scratch_bytes(int64_t N) {
+extern "C" size_t cg_cuda_embedding_scratch_bytes(int64_t N, int64_t C) {
     size_t temp = 0;
     if (!emb_sort_temp_bytes(N, 0, &temp)) {
         (void)cudaGetLastError();
         temp = (size_t)N * 16 + ((size_t)4 << 20);  /* no device to ask: a generous estimate */
     }
-    return emb_layout(N, temp);
+    return emb_layout(N, C, temp);
 }
 
 extern "C" int cg_cuda_embedding_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const int32_t *ids,
@@ -357,17 +508,27 @@ static int emb_backward(cg_cuda_ctx *ctx, float *dtable, const void *dy, const i
                         int64_t V, int32_t skip_id) {
     size_t temp = 0;
     if (!emb_sort_temp_bytes(N, ctx->stream, &temp)) CG_CUDA_CHECK(cudaGetLastError());
-    size_t need = emb_layout(N, temp), slot = cg_align_up((size_t)N * sizeof(int32_t), 256);
+    size_t need = emb_layout(N, C, temp), slot = cg_align_up((size_t)N * sizeof(int32_t), 256);
     CG_SCRATCH_NEED(ctx, need, "embedding backward");
     char *base = (char *)ctx->scratch;
     int32_t *keys = (int32_t *)base, *rows_in = (int32_t *)(base + slot), *rows = (int32_t *)(base + 2 * slot);
     void *tmp = base + 3 * slot;
+    int32_t *owner = (int32_t *)tmp;
+    float *part = (float *)(base + 3 * slot + emb_seg_flags_bytes(N));
     iota_kernel<<<cg_grid(N, 256), 256, 0, ctx->stream>>>(rows_in, N);
     CG_CUDA_CHECK_LAUNCH(ctx, "iota_kernel");
     CG_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(tmp, temp, ids, keys, rows_in, rows, (int)N, 0, 32, ctx->stream));
-    emb_bwd_runs_kernel<T><<<cg_grid(N, 1, 65536), 128, 0, ctx->stream>>>(dtable, (const T *)dy, keys, rows, N, C, V,
-                                                                         skip_id, ctx->faults);
-    CG_CUDA_CHECK_LAUNCH(ctx, "emb_bwd_runs_kernel");
+    int64_t nseg = (N + EMB_SEG - 1) / EMB_SEG;
+    int threads = C >= EMB_SEG_THREADS ? EMB_SEG_THREADS : (int)cg_align_up((size_t)C, 32);
+    emb_bwd_short_kernel<T><<<cg_grid(N, 1, 65536), EMB_SHORT_THREADS, 0, ctx->stream>>>(
+        dtable, (const T *)dy, keys, rows, N, C, V, skip_id, ctx->faults);
+    CG_CUDA_CHECK_LAUNCH(ctx, "emb_bwd_short_kernel");
+    emb_bwd_seg_kernel<T><<<cg_grid(nseg, 1, 65536), threads, 0, ctx->stream>>>(part, owner, (const T *)dy, keys,
+                                                                               rows, N, C, V, skip_id);
+    CG_CUDA_CHECK_LAUNCH(ctx, "emb_bwd_seg_kernel");
+    dim3 grid(cg_grid(nseg, 1, 65536), cg_grid(C, 32, 65535));
+    emb_bwd_join_kernel<<<grid, EMB_JOIN_WARPS * 32, 0, ctx->stream>>>(dtable, part, owner, keys, N, C);
+    CG_CUDA_CHECK_LAUNCH(ctx, "emb_bwd_join_kernel");
     return CG_OK;
 }
 
@@ -406,4 +567,38 @@ extern "C" int cg_cuda_posemb_backward(cg_cuda_ctx *ctx, cg_precision p, float *
     CG_CUDA_ARG(B >= 0 && T >= 1 && C >= 1, "B=%lld T=%lld C=%lld", (long long)B, (long long)T, (long long)C);
     if (B == 0) return CG_OK;
     return cg_cuda_colsum_acc(ctx, p, dpos, dy, B, T * C);
+}
+
+/* ---------------------------------------------------------------- row gather / scatter
+ * gather:  dst[b, c] = src[rows[b], c]        (the text towers' pooling: one row per text)
+ * scatter: dst[rows[b], c] = src[b, c]        (its backward; other rows of dst untouched)
+ * One thread per element of the B x C block; rows on the device, distinct for the scatter. */
+template <typename T>
+__global__ void gather_rows_kernel(T *__restrict__ dst, const T *__restrict__ src, const int32_t *__restrict__ rows,
+                                   int64_t C, int64_t n) {
+    GRID_STRIDE(i, n) dst[i] = src[(int64_t)rows[i / C] * C + i % C];
+}
+
+template <typename T>
+__global__ void scatter_rows_kernel(T *__restrict__ dst, const T *__restrict__ src, const int32_t *__restrict__ rows,
+                                    int64_t C, int64_t n) {
+    GRID_STRIDE(i, n) dst[(int64_t)rows[i / C] * C + i % C] = src[i];
+}
+
+extern "C" int cg_cuda_gather_rows(cg_cuda_ctx *ctx, cg_precision p, void *dst, const void *src, const int32_t *rows,
+                                   int64_t B, int64_t C) {
+    CG_CHECK_PREC(p);
+    CG_CUDA_ARG(B >= 0 && C >= 1, "B=%lld C=%lld", (long long)B, (long long)C);
+    if (B == 0) return CG_OK;
+    LAUNCH_EW(p, gather_rows_kernel, B * C, (ET *)dst, (const ET *)src, rows, C, B * C);
+    return CG_OK;
+}
+
+extern "C" int cg_cuda_scatter_rows(cg_cuda_ctx *ctx, cg_precision p, void *dst, const void *src, const int32_t *rows,
+                                    int64_t B, int64_t C) {
+    CG_CHECK_PREC(p);
+    CG_CUDA_ARG(B >= 0 && C >= 1, "B=%lld C=%lld", (long long)B, (long long)C);
+    if (B == 0) return CG_OK;
+    LAUNCH_EW(p, scatter_rows_kernel, B * C, (ET *)dst, (const ET *)src, rows, C, B * C);
+    return CG_OK;
 }

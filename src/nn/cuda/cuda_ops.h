@@ -136,18 +136,26 @@ int cg_cuda_avgpool_global_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mo
  * ids [N] int32 on the device; table [V, C] X; y [N, C] X (overwritten, or += with accumulate).
  * An id outside [0, V) leaves its row untouched (zero when overwriting) and raises a fault that
  * cg_cuda_check_faults() reports: the kernel never reads outside the table.
- * Backward: dtable [V, C] float += dy rows (rows with ids[n] == skip_id skipped; -1: none),
- * summed per row in the order of n (a stable sort of the ids, then one pass per distinct id):
- * deterministic, and in fp32 the same additions in the same order as the CPU. */
+ * Backward: dtable [V, C] float += dy rows (rows with ids[n] == skip_id skipped; -1: none), after
+ * a stable sort of the ids: an id with at most 64 rows gets the CPU's additions in the CPU's order
+ * (bitwise equal in fp32); a longer one is summed in pieces of up to 32 sorted rows, the pieces
+ * then added in a fixed grouping. Deterministic: no float atomics, the same result every run.
+ * Scratch: cg_cuda_embedding_scratch_bytes(N, C). */
 int cg_cuda_embedding_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const int32_t *ids, const void *table,
                               int64_t N, int64_t C, int64_t V, int accumulate);
 int cg_cuda_embedding_backward(cg_cuda_ctx *ctx, cg_precision p, float *dtable, const void *dy, const int32_t *ids,
                                int64_t N, int64_t C, int64_t V, int32_t skip_id);
-size_t cg_cuda_embedding_scratch_bytes(int64_t N);
+size_t cg_cuda_embedding_scratch_bytes(int64_t N, int64_t C);
 /* y [B, T, C] X += pos[t] (pos [P >= T, C] X); backward dpos [T.., C] float += sum_b dy[b, t]. */
 int cg_cuda_posemb_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *pos, int64_t B, int64_t T, int64_t C);
 int cg_cuda_posemb_backward(cg_cuda_ctx *ctx, cg_precision p, float *dpos, const void *dy, int64_t B, int64_t T,
                             int64_t C);
+/* dst [B, C] X = the rows rows[b] of src [.., C] X (gather); dst [.., C] X rows rows[b] = src [B, C] X
+ * (scatter: the other rows untouched, rows distinct). rows: B int32 on the device. */
+int cg_cuda_gather_rows(cg_cuda_ctx *ctx, cg_precision p, void *dst, const void *src, const int32_t *rows, int64_t B,
+                        int64_t C);
+int cg_cuda_scatter_rows(cg_cuda_ctx *ctx, cg_precision p, void *dst, const void *src, const int32_t *rows, int64_t B,
+                         int64_t C);
 
 /* ---------------------------------------------------------------- attention (nn/attention.h)
  * qkv [B, T, 3C] X (q | k | v, head h at columns h*D..), out [B, T, C] X (overwritten),
