@@ -220,9 +220,51 @@ extern "C" int cg_cuda_conv2d_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad
 enum dw_tile { DW_TILE_32x8, DW_TILE_16x16, DW_TILE_8x8x4 };
 static dw_tile dw_tile_for(int W) { return W > 16 ? DW_TILE_32x8 : W > 8 ? DW_TILE_16x16 : DW_TILE_8x8x4; }
 
+/* W > 16: a DW_TH x DW_TW = 8 x 32 tile of one plane per block (the layout of the planes kernel
+ * below with PL = 1, written for it: an H200 ran this form at 281 GB/s on 56x56 planes where the
+ * general one reached 199) */
+#define DW_TW 32
+#define DW_TH 8
+
+template <typename T, int KT>
+__global__ void __launch_bounds__(CG_BLOCK)
+dw_fwd_kernel(T *__restrict__ y, const T *__restrict__ x, const T *__restrict__ w, const T *__restrict__ b, int64_t N,
+              int H, int W, int k_rt, int flip, int accumulate) {
+    const int k = KT ? KT : k_rt, pad = k / 2;
+    __shared__ float xs[(DW_TH + DW_KMAX - 1) * (DW_TW + DW_KMAX - 1)];
+    __shared__ float wsh[DW_KMAX * DW_KMAX];
+    int64_t plane = blockIdx.x, c = plane / N;
+    int w0 = blockIdx.y * DW_TW, h0 = blockIdx.z * DW_TH;
+    int tx = threadIdx.x % DW_TW, ty = threadIdx.x / DW_TW;
+    const int sw = DW_TW + k - 1, sh = DW_TH + k - 1;
+    const T *xp = x + plane * (int64_t)H * W;
+    for (int i = threadIdx.x; i < sh * sw; i += CG_BLOCK) {
+        int r = i / sw, q = i % sw, hh = h0 - pad + r, ww = w0 - pad + q;
+        xs[i] = (hh >= 0 && hh < H && ww >= 0 && ww < W) ? ldf(xp[(int64_t)hh * W + ww]) : 0.0f;
+    }
+    for (int i = threadIdx.x; i < k * k; i += CG_BLOCK) wsh[i] = ldf(w[c * k * k + (flip ? k * k - 1 - i : i)]);
+    __syncthreads();
+    int h = h0 + ty, wq = w0 + tx;
+    if (h < H && wq < W) {
+        float acc = b ? ldf(b[c]) : 0.0f;
+#pragma unroll
+        for (int u = 0; u < (KT ? KT : DW_KMAX); u++) {
+            if (!KT && u >= k) break;
+#pragma unroll
+            for (int v = 0; v < (KT ? KT : DW_KMAX); v++) {
+                if (!KT && v >= k) break;
+                acc += wsh[u * k + v] * xs[(ty + u) * sw + tx + v];
+            }
+        }
+        T *o = y + plane * (int64_t)H * W + (int64_t)h * W + wq;
+        *o = stf<T>(accumulate ? ldf(*o) + acc : acc);
+    }
+}
+
+/* W <= 16: the tile of PL planes (dw_tile_for) */
 template <typename T, int KT, int TW, int TH, int PL>
 __global__ void __launch_bounds__(CG_BLOCK)
-dw_fwd_kernel(T *__restrict__ y, const T *__restrict__ x, const T *__restrict__ w, const T *__restrict__ b, int64_t CN,
+dw_fwd_planes_kernel(T *__restrict__ y, const T *__restrict__ x, const T *__restrict__ w, const T *__restrict__ b, int64_t CN,
               int64_t N, int H, int W, int k_rt, int flip, int accumulate) {
     static_assert(TW * TH * PL == CG_BLOCK, "one output per thread");
     constexpr int KS = KT ? KT : DW_KMAX, SWM = TW + KS - 1, SHM = TH + KS - 1;
@@ -265,9 +307,58 @@ dw_fwd_kernel(T *__restrict__ y, const T *__restrict__ x, const T *__restrict__ 
 }
 
 /* part[(c * P + pp) * (k k + 1) + t] = sum over the block's planes of dy * shifted x (t < k k), sum dy (t = k k) */
-template <typename T, int KT, int TW, int TH, int PL>
+template <typename T, int KT>
 __global__ void __launch_bounds__(CG_BLOCK)
 dw_wgrad_kernel(const T *__restrict__ dy, const T *__restrict__ x, int64_t N, int H, int W, int64_t P, int64_t nper,
+                float *__restrict__ part) {
+    constexpr int K = KT, KK = KT * KT, pad = KT / 2, sw = DW_TW + KT - 1, sh = DW_TH + KT - 1;
+    __shared__ float xs[sh * sw];
+    __shared__ float red[CG_WARPS][KK + 1];
+    int64_t c = blockIdx.x / P, pp = blockIdx.x % P;
+    int64_t n0 = pp * nper, n1 = n0 + nper < N ? n0 + nper : N;
+    int tx = threadIdx.x % DW_TW, ty = threadIdx.x / DW_TW;
+    float acc[KK + 1];
+#pragma unroll
+    for (int t = 0; t <= KK; t++) acc[t] = 0.0f;
+    for (int64_t n = n0; n < n1; n++) {
+        const T *xp = x + (c * N + n) * (int64_t)H * W, *gp = dy + (c * N + n) * (int64_t)H * W;
+        for (int h0 = 0; h0 < H; h0 += DW_TH)
+            for (int w0 = 0; w0 < W; w0 += DW_TW) {
+                for (int i = threadIdx.x; i < sh * sw; i += CG_BLOCK) {
+                    int r = i / sw, q = i % sw, hh = h0 - pad + r, ww = w0 - pad + q;
+                    xs[i] = (hh >= 0 && hh < H && ww >= 0 && ww < W) ? ldf(xp[(int64_t)hh * W + ww]) : 0.0f;
+                }
+                __syncthreads();
+                int h = h0 + ty, wq = w0 + tx;
+                if (h < H && wq < W) {
+                    float g = ldf(gp[(int64_t)h * W + wq]);
+                    acc[KK] += g;
+#pragma unroll
+                    for (int u = 0; u < K; u++)
+#pragma unroll
+                        for (int v = 0; v < K; v++) acc[u * K + v] += g * xs[(ty + u) * sw + tx + v];
+                }
+                __syncthreads();  /* before the next tile overwrites xs */
+            }
+    }
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+    for (int t = 0; t <= KK; t++) {
+        float s = warp_sum(acc[t]);
+        if (lane == 0) red[warp][t] = s;
+    }
+    __syncthreads();
+    for (int t = threadIdx.x; t <= KK; t += CG_BLOCK) {
+        float s = 0.0f;
+        for (int q = 0; q < CG_WARPS; q++) s += red[q][t];
+        part[(c * P + pp) * (KK + 1) + t] = s;
+    }
+}
+
+/* the same over PL planes of the channel at a time in TW x TH tiles (W <= 16) */
+template <typename T, int KT, int TW, int TH, int PL>
+__global__ void __launch_bounds__(CG_BLOCK)
+dw_wgrad_planes_kernel(const T *__restrict__ dy, const T *__restrict__ x, int64_t N, int H, int W, int64_t P, int64_t nper,
                 float *__restrict__ part) {
     static_assert(TW * TH * PL == CG_BLOCK, "one position per thread");
     constexpr int K = KT, KK = KT * KT, pad = KT / 2, sw = TW + KT - 1, sh = TH + KT - 1;
@@ -376,10 +467,10 @@ static void dw_forward_tile(cg_cuda_ctx *ctx, T *y, const T *x, const T *w, cons
     int64_t CN = C * N;
     dim3 grid((unsigned int)((CN + PL - 1) / PL), (unsigned int)((W + TW - 1) / TW), (unsigned int)((H + TH - 1) / TH));
     switch (k) {
-    case 3: dw_fwd_kernel<T, 3, TW, TH, PL><<<grid, CG_BLOCK, 0, ctx->stream>>>(y, x, w, b, CN, N, H, W, k, flip, accumulate); break;
-    case 5: dw_fwd_kernel<T, 5, TW, TH, PL><<<grid, CG_BLOCK, 0, ctx->stream>>>(y, x, w, b, CN, N, H, W, k, flip, accumulate); break;
-    case 7: dw_fwd_kernel<T, 7, TW, TH, PL><<<grid, CG_BLOCK, 0, ctx->stream>>>(y, x, w, b, CN, N, H, W, k, flip, accumulate); break;
-    default: dw_fwd_kernel<T, 0, TW, TH, PL><<<grid, CG_BLOCK, 0, ctx->stream>>>(y, x, w, b, CN, N, H, W, k, flip, accumulate); break;
+    case 3: dw_fwd_planes_kernel<T, 3, TW, TH, PL><<<grid, CG_BLOCK, 0, ctx->stream>>>(y, x, w, b, CN, N, H, W, k, flip, accumulate); break;
+    case 5: dw_fwd_planes_kernel<T, 5, TW, TH, PL><<<grid, CG_BLOCK, 0, ctx->stream>>>(y, x, w, b, CN, N, H, W, k, flip, accumulate); break;
+    case 7: dw_fwd_planes_kernel<T, 7, TW, TH, PL><<<grid, CG_BLOCK, 0, ctx->stream>>>(y, x, w, b, CN, N, H, W, k, flip, accumulate); break;
+    default: dw_fwd_planes_kernel<T, 0, TW, TH, PL><<<grid, CG_BLOCK, 0, ctx->stream>>>(y, x, w, b, CN, N, H, W, k, flip, accumulate); break;
     }
 }
 
@@ -387,11 +478,21 @@ template <typename T>
 static int dw_forward_any(cg_cuda_ctx *ctx, T *y, const T *x, const T *w, const T *b, int64_t C, int64_t N, int H,
                           int W, int k, int flip, int accumulate) {
     switch (dw_tile_for(W)) {
-    case DW_TILE_32x8: dw_forward_tile<T, 32, 8, 1>(ctx, y, x, w, b, C, N, H, W, k, flip, accumulate); break;
+    case DW_TILE_32x8: {
+        dim3 grid((unsigned int)(C * N), (unsigned int)((W + DW_TW - 1) / DW_TW), (unsigned int)((H + DW_TH - 1) / DW_TH));
+        switch (k) {
+        case 3: dw_fwd_kernel<T, 3><<<grid, CG_BLOCK, 0, ctx->stream>>>(y, x, w, b, N, H, W, k, flip, accumulate); break;
+        case 5: dw_fwd_kernel<T, 5><<<grid, CG_BLOCK, 0, ctx->stream>>>(y, x, w, b, N, H, W, k, flip, accumulate); break;
+        case 7: dw_fwd_kernel<T, 7><<<grid, CG_BLOCK, 0, ctx->stream>>>(y, x, w, b, N, H, W, k, flip, accumulate); break;
+        default: dw_fwd_kernel<T, 0><<<grid, CG_BLOCK, 0, ctx->stream>>>(y, x, w, b, N, H, W, k, flip, accumulate); break;
+        }
+        CG_CUDA_CHECK_LAUNCH(ctx, "dw_fwd_kernel");
+        return CG_OK;
+    }
     case DW_TILE_16x16: dw_forward_tile<T, 16, 16, 1>(ctx, y, x, w, b, C, N, H, W, k, flip, accumulate); break;
     default: dw_forward_tile<T, 8, 8, 4>(ctx, y, x, w, b, C, N, H, W, k, flip, accumulate); break;
     }
-    CG_CUDA_CHECK_LAUNCH(ctx, "dw_fwd_kernel");
+    CG_CUDA_CHECK_LAUNCH(ctx, "dw_fwd_planes_kernel");
     return CG_OK;
 }
 
@@ -423,9 +524,9 @@ extern "C" size_t cg_cuda_dwconv2d_scratch_bytes(int64_t C, int64_t N, int k) {
 
 /* dw_wgrad_kernel for filter size K in the tile shape `tile` (dw_backward's names) */
 #define DW_WGRAD(K) do { \
-    if (tile == DW_TILE_32x8) dw_wgrad_kernel<T, K, 32, 8, 1><<<grid, CG_BLOCK, 0, ctx->stream>>>(dy, x, N, H, W, P, nper, part); \
-    else if (tile == DW_TILE_16x16) dw_wgrad_kernel<T, K, 16, 16, 1><<<grid, CG_BLOCK, 0, ctx->stream>>>(dy, x, N, H, W, P, nper, part); \
-    else dw_wgrad_kernel<T, K, 8, 8, 4><<<grid, CG_BLOCK, 0, ctx->stream>>>(dy, x, N, H, W, P, nper, part); \
+    if (tile == DW_TILE_32x8) dw_wgrad_kernel<T, K><<<grid, CG_BLOCK, 0, ctx->stream>>>(dy, x, N, H, W, P, nper, part); \
+    else if (tile == DW_TILE_16x16) dw_wgrad_planes_kernel<T, K, 16, 16, 1><<<grid, CG_BLOCK, 0, ctx->stream>>>(dy, x, N, H, W, P, nper, part); \
+    else dw_wgrad_planes_kernel<T, K, 8, 8, 4><<<grid, CG_BLOCK, 0, ctx->stream>>>(dy, x, N, H, W, P, nper, part); \
 } while (0)
 
 template <typename T>
@@ -447,7 +548,8 @@ static int dw_backward(cg_cuda_ctx *ctx, cg_grad_mode mode, T *dx, float *dw, fl
     case 7: DW_WGRAD(7); break;
     default: dw_wgrad_generic_kernel<T><<<grid, CG_BLOCK, 0, ctx->stream>>>(dy, x, N, H, W, k, P, nper, part); break;
     }
-    CG_CUDA_CHECK_LAUNCH(ctx, "dw_wgrad_kernel");
+    if (tile == DW_TILE_32x8 || (k != 3 && k != 5 && k != 7)) CG_CUDA_CHECK_LAUNCH(ctx, "dw_wgrad_kernel");
+    else CG_CUDA_CHECK_LAUNCH(ctx, "dw_wgrad_planes_kernel");
     dw_wgrad_finalize_kernel<<<cg_grid(C * (k * k + 1), 256), 256, 0, ctx->stream>>>(dw, db, part, C, P, k * k);
     CG_CUDA_CHECK_LAUNCH(ctx, "dw_wgrad_finalize_kernel");
     return CG_OK;
