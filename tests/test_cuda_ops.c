@@ -823,6 +823,31 @@ static void test_image_layout(void) {
     }
 }
 
+/* gather: out[b] = src[rows[b]]; scatter: dst[rows[b]] = in[b], the other rows untouched. Exact. */
+static void test_rows(void) {
+    for (int i = 0; i < 2; i++) {
+        cg_precision p = PRECS[i];
+        enum { R = 20, B = 5, C = 7 };
+        const int32_t rows[B] = {3, 0, 19, 7, 8};
+        float *src = hrand(R * C, 0, 1, p), *in = hrand(B * C, 0, 1, p), *dst0 = hrand(R * C, 0, 1, p);
+        float *want_g = hzeros(B * C), *want_s = hcopy(dst0, R * C);
+        for (int b = 0; b < B; b++)
+            for (int c = 0; c < C; c++) {
+                want_g[b * C + c] = src[rows[b] * C + c];
+                want_s[rows[b] * C + c] = in[b * C + c];
+            }
+        int32_t *grows = dalloc(sizeof rows);
+        OK(cg_cuda_h2d(ctx, grows, rows, sizeof rows));
+        void *gsrc = dev_x(p, src, R * C), *gout = dev_nan(p, B * C), *gin = dev_x(p, in, B * C),
+             *gdst = dev_x(p, dst0, R * C);
+        OK(cg_cuda_gather_rows(ctx, p, gout, gsrc, grows, B, C));
+        compare("gather rows", "out", p, host_x(p, gout, B * C), want_g, B * C, 0.0);
+        OK(cg_cuda_scatter_rows(ctx, p, gdst, gin, grows, B, C));
+        compare("scatter rows", "dst", p, host_x(p, gdst, R * C), want_s, R * C, 0.0);
+    }
+    release_all();
+}
+
 static void test_embedding(void) {
     for (int i = 0; i < 2; i++) {
         cg_precision p = PRECS[i];
@@ -1134,6 +1159,7 @@ int main(void) {
     TEST_RUN(test_residual_pooling);
     TEST_RUN(test_image_layout);
     TEST_RUN(test_embedding);
+    TEST_RUN(test_rows);
     TEST_RUN(test_attention);
     TEST_RUN(test_clip_loss);
     TEST_RUN(test_adamw);

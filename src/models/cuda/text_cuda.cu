@@ -113,7 +113,6 @@ static void copy_structure(cg_cuda_text *m, const cg_text_tower *cpu, cg_precisi
     cg_cuda_params_layout(&m->w, &cpu->params);
     m->B = B;
     m->T = T;
-    m->pool_pos = (int32_t *)cg_xcalloc((size_t)(B > 0 ? B : 1), sizeof *m->pool_pos);
     m->host_rows = (int32_t *)cg_xcalloc((size_t)(B > 0 ? B : 1), sizeof *m->host_rows);
     m->host_mask = (uint8_t *)cg_xcalloc((size_t)((int64_t)B * T > 0 ? (int64_t)B * T : 1), 1);
 }
@@ -123,13 +122,11 @@ static void free_host(cg_cuda_text *m) {
     free(m->lacts);
     free(m->res);
     cg_cuda_params_free(&m->w);
-    free(m->pool_pos);
     free(m->host_rows);
     free(m->host_mask);
     m->layers = NULL;
     m->lacts = NULL;
     m->res = NULL;
-    m->pool_pos = NULL;
     m->host_rows = NULL;
     m->host_mask = NULL;
 }
@@ -267,7 +264,6 @@ static int check_ids(cg_cuda_text *m, const int32_t *ids) {
                 return cg_error_set(CG_ERR_FORMAT, "%s: text %d has no end-of-text token (id %d) to pool at", c->name, b,
                                     c->eos_id);
         }
-        m->pool_pos[b] = pos;
         m->host_rows[b] = b * T + pos;
     }
     return CG_OK;

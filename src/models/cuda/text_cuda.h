@@ -71,8 +71,7 @@ typedef struct {
 
     /* batch shape */
     int B, T, have_forward;
-    int32_t *pool_pos;                   /* host [B]: the pooled position of each text */
-    int32_t *host_rows;                  /* host [B]: b * T + pool_pos[b], uploaded to pool_rows */
+    int32_t *host_rows;                  /* host [B]: b * T + the pooled position of text b (-> pool_rows) */
     uint8_t *host_mask;                  /* host staging [B*T] for the BERT key mask */
 
     /* device memory: one arena */

@@ -306,6 +306,25 @@ dw_fwd_planes_kernel(T *__restrict__ y, const T *__restrict__ x, const T *__rest
     }
 }
 
+/* the block's KK + 1 running sums (one set per thread) added over the block, in a fixed order:
+ * each warp's by shuffles, then the warps' in order; out[t] = the block's sum t */
+template <int KK>
+__device__ __forceinline__ void dw_wgrad_block_store(const float (&acc)[KK + 1], float (*red)[KK + 1],
+                                                     float *__restrict__ out) {
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+    for (int t = 0; t <= KK; t++) {
+        float s = warp_sum(acc[t]);
+        if (lane == 0) red[warp][t] = s;
+    }
+    __syncthreads();
+    for (int t = threadIdx.x; t <= KK; t += CG_BLOCK) {
+        float s = 0.0f;
+        for (int q = 0; q < CG_WARPS; q++) s += red[q][t];
+        out[t] = s;
+    }
+}
+
 /* part[(c * P + pp) * (k k + 1) + t] = sum over the block's planes of dy * shifted x (t < k k), sum dy (t = k k) */
 template <typename T, int KT>
 __global__ void __launch_bounds__(CG_BLOCK)
@@ -341,18 +360,7 @@ dw_wgrad_kernel(const T *__restrict__ dy, const T *__restrict__ x, int64_t N, in
                 __syncthreads();  /* before the next tile overwrites xs */
             }
     }
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-#pragma unroll
-    for (int t = 0; t <= KK; t++) {
-        float s = warp_sum(acc[t]);
-        if (lane == 0) red[warp][t] = s;
-    }
-    __syncthreads();
-    for (int t = threadIdx.x; t <= KK; t += CG_BLOCK) {
-        float s = 0.0f;
-        for (int q = 0; q < CG_WARPS; q++) s += red[q][t];
-        part[(c * P + pp) * (KK + 1) + t] = s;
-    }
+    dw_wgrad_block_store<KK>(acc, red, part + (c * P + pp) * (KK + 1));
 }
 
 /* the same over PL planes of the channel at a time in TW x TH tiles (W <= 16) */
@@ -395,18 +403,7 @@ dw_wgrad_planes_kernel(const T *__restrict__ dy, const T *__restrict__ x, int64_
                 __syncthreads();  /* before the next tile overwrites xs */
             }
     }
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-#pragma unroll
-    for (int t = 0; t <= KK; t++) {
-        float s = warp_sum(acc[t]);
-        if (lane == 0) red[warp][t] = s;
-    }
-    __syncthreads();
-    for (int t = threadIdx.x; t <= KK; t += CG_BLOCK) {
-        float s = 0.0f;
-        for (int q = 0; q < CG_WARPS; q++) s += red[q][t];
-        part[(c * P + pp) * (KK + 1) + t] = s;
-    }
+    dw_wgrad_block_store<KK>(acc, red, part + (c * P + pp) * (KK + 1));
 }
 
 /* any odd k: one pass over the block's planes per filter tap t (t = k k: the bias sum) */

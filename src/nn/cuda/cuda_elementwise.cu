@@ -574,31 +574,30 @@ extern "C" int cg_cuda_posemb_backward(cg_cuda_ctx *ctx, cg_precision p, float *
  * scatter: dst[rows[b], c] = src[b, c]        (its backward; other rows of dst untouched)
  * One thread per element of the B x C block; rows on the device, distinct for the scatter. */
 template <typename T>
-__global__ void gather_rows_kernel(T *__restrict__ dst, const T *__restrict__ src, const int32_t *__restrict__ rows,
-                                   int64_t C, int64_t n) {
-    GRID_STRIDE(i, n) dst[i] = src[(int64_t)rows[i / C] * C + i % C];
+__global__ void copy_rows_kernel(T *__restrict__ dst, const T *__restrict__ src, const int32_t *__restrict__ rows,
+                                 int64_t C, int64_t n, int scatter) {
+    GRID_STRIDE(i, n) {
+        int64_t j = (int64_t)rows[i / C] * C + i % C;   /* element i of the B x C block <-> element j of the tensor */
+        if (scatter) dst[j] = src[i];
+        else dst[i] = src[j];
+    }
 }
 
-template <typename T>
-__global__ void scatter_rows_kernel(T *__restrict__ dst, const T *__restrict__ src, const int32_t *__restrict__ rows,
-                                    int64_t C, int64_t n) {
-    GRID_STRIDE(i, n) dst[(int64_t)rows[i / C] * C + i % C] = src[i];
+static int copy_rows(cg_cuda_ctx *ctx, cg_precision p, void *dst, const void *src, const int32_t *rows, int64_t B,
+                     int64_t C, int scatter) {
+    CG_CHECK_PREC(p);
+    CG_CUDA_ARG(B >= 0 && C >= 1, "B=%lld C=%lld", (long long)B, (long long)C);
+    if (B == 0) return CG_OK;
+    LAUNCH_EW(p, copy_rows_kernel, B * C, (ET *)dst, (const ET *)src, rows, C, B * C, scatter);
+    return CG_OK;
 }
 
 extern "C" int cg_cuda_gather_rows(cg_cuda_ctx *ctx, cg_precision p, void *dst, const void *src, const int32_t *rows,
                                    int64_t B, int64_t C) {
-    CG_CHECK_PREC(p);
-    CG_CUDA_ARG(B >= 0 && C >= 1, "B=%lld C=%lld", (long long)B, (long long)C);
-    if (B == 0) return CG_OK;
-    LAUNCH_EW(p, gather_rows_kernel, B * C, (ET *)dst, (const ET *)src, rows, C, B * C);
-    return CG_OK;
+    return copy_rows(ctx, p, dst, src, rows, B, C, 0);
 }
 
 extern "C" int cg_cuda_scatter_rows(cg_cuda_ctx *ctx, cg_precision p, void *dst, const void *src, const int32_t *rows,
                                     int64_t B, int64_t C) {
-    CG_CHECK_PREC(p);
-    CG_CUDA_ARG(B >= 0 && C >= 1, "B=%lld C=%lld", (long long)B, (long long)C);
-    if (B == 0) return CG_OK;
-    LAUNCH_EW(p, scatter_rows_kernel, B * C, (ET *)dst, (const ET *)src, rows, C, B * C);
-    return CG_OK;
+    return copy_rows(ctx, p, dst, src, rows, B, C, 1);
 }
