@@ -23,7 +23,8 @@
  *   dwconv     each stage's 7x7 depthwise conv (the first of a block, its shape at this batch
  *              and size) forward and backward alone: bytes that must move (x read, y written,
  *              weights; backward: dy and x read, dx written) / time, against the card's memory
- *              bandwidth when known.
+ *              bandwidth when known; then the same with the tile kernels (cg_cuda_set_dw_planes
+ *              off) for the comparison with the whole-plane kernels the step uses.
  *
  *   bench_cuda_train [--configs starnet_s1:clip:ViT-B/32,starnet_s4:bert-base-chinese]
  *                    [--batch-size 256] [--image-size 224] [--precision bf16|fp32] [--steps 10]
@@ -253,8 +254,11 @@ static int bench_config(const bench_opts *o, const cg_cuda_device_info *dev, con
     /* free the model's memory before the dwconv buffers */
     cg_cuda_clip_free(&dm);
     have = 0;
-    double fwd[4] = {0}, bwd[4] = {0};
+    double fwd[4] = {0}, bwd[4] = {0}, fwdt[4] = {0}, bwdt[4] = {0};
     for (int i = 0; i < 4; i++) TRY(bench_dwconv(ctx, o->p, dwC[i], B, dwH[i], dwH[i], &fwd[i], &bwd[i]));
+    cg_cuda_set_dw_planes(ctx, 0);   /* the tile kernels, for the comparison */
+    for (int i = 0; i < 4; i++) TRY(bench_dwconv(ctx, o->p, dwC[i], B, dwH[i], dwH[i], &fwdt[i], &bwdt[i]));
+    cg_cuda_set_dw_planes(ctx, 1);
 
     double ips = B / step_s;
     printf("%-12s x %-18s %s B=%d S=%d: %8.1f img/s  %7.1f ms/step  loss %.4f  allocated %.2f GiB (device +%.2f GiB)  "
@@ -270,9 +274,9 @@ static int bench_config(const bench_opts *o, const cg_cuda_device_info *dev, con
                    (double)prof[i].calls / o->profile_steps);
     }
     for (int i = 0; i < 4; i++)
-        printf("    dwconv 7x7 stage %d [C %lld, N %d, %lldx%lld]: forward %.0f GB/s, backward %.0f GB/s%s\n", i,
-               (long long)dwC[i], B, (long long)dwH[i], (long long)dwH[i], fwd[i], bwd[i],
-               peak_bw > 0 ? "" : " (card bandwidth unknown)");
+        printf("    dwconv 7x7 stage %d [C %lld, N %d, %lldx%lld]: forward %.0f GB/s, backward %.0f GB/s "
+               "(tile kernels: %.0f, %.0f)%s\n", i, (long long)dwC[i], B, (long long)dwH[i], (long long)dwH[i], fwd[i],
+               bwd[i], fwdt[i], bwdt[i], peak_bw > 0 ? "" : " (card bandwidth unknown)");
     if (jf) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "side", "clipgrid");
@@ -312,6 +316,8 @@ static int bench_config(const bench_opts *o, const cg_cuda_device_info *dev, con
             cJSON_AddNumberToObject(d, "HW", (double)dwH[i]);
             cJSON_AddNumberToObject(d, "forward_gbs", fwd[i]);
             cJSON_AddNumberToObject(d, "backward_gbs", bwd[i]);
+            cJSON_AddNumberToObject(d, "forward_gbs_tiles", fwdt[i]);
+            cJSON_AddNumberToObject(d, "backward_gbs_tiles", bwdt[i]);
             if (peak_bw > 0) cJSON_AddNumberToObject(d, "forward_of_peak", fwd[i] * 1e9 / peak_bw);
             cJSON_AddItemToArray(dw, d);
         }

@@ -422,6 +422,7 @@ static void test_linear(void) {
         linear_case(p, 37, 24, 40, 0, 1);
         linear_case(p, 5, 13, 7, 1, 1);      /* odd sizes: cuBLASLt refused, fallback path */
         linear_case(p, 300, 136, 72, 1, 1);
+        linear_case(p, 1100, 40, 72, 1, 0);  /* bias gradient over three 512-row chunks */
     }
     release_all();
 }
@@ -483,19 +484,13 @@ static void test_conv2d(void) {
 
 /* ---------------------------------------------------------------- depthwise conv */
 
-static void dw_case(cg_precision p, int64_t C, int64_t N, int64_t H, int64_t W, int k) {
-    char name[96];
-    snprintf(name, sizeof name, "dwconv C%lld N%lld %lldx%lld k%d", (long long)C, (long long)N, (long long)H, (long long)W, k);
+/* One shape on the context's current depthwise kernels (cg_cuda_set_dw_planes): y, dx, dw, db
+ * against the CPU's; set and add of dx agree. Returns the device y (the caller frees with release_all). */
+static void *dw_case_on(const char *name, cg_precision p, int64_t C, int64_t N, int64_t H, int64_t W, int k,
+                        const float *x, const float *w, const float *b, const float *dy, const float *dx0,
+                        const float *dw0, const float *db0, const float *y, const float *dx, const float *dw,
+                        const float *db) {
     int64_t nx = C * N * H * W, nw = C * k * k;
-    float *x = hrand(nx, 0, 1, p), *w = hrand(nw, 0, 0.3f, p), *b = hrand(C, 0, 0.5f, p);
-    float *dy = hrand(nx, 0, 1, p), *dx0 = hrand(nx, 0, 1, p), *dw0 = hrand(nw, 0, 1, CG_PREC_FP32),
-          *db0 = hrand(C, 0, 1, CG_PREC_FP32);
-    float *y = hzeros(nx), *dx = hcopy(dx0, nx), *dw = hcopy(dw0, nw), *db = hcopy(db0, C);
-    cg_tensor tx = T4(x, C, N, H, W), tw = T4(w, C, 1, k, k), tb = T1(b, C), ty = T4(y, C, N, H, W),
-              tdy = T4(dy, C, N, H, W), tdx = T4(dx, C, N, H, W), tdw = T4(dw, C, 1, k, k), tdb = T1(db, C);
-    cg_dwconv2d_forward(&ty, &tx, &tw, &tb);
-    cg_dwconv2d_backward(&tdx, &tdw, &tdb, &tdy, &tx, &tw);
-
     void *gx = dev_x(p, x, nx), *gw = dev_x(p, w, nw), *gb = dev_x(p, b, C), *gy = dev_nan(p, nx);
     OK(cg_cuda_dwconv2d_forward(ctx, p, gy, gx, gw, gb, C, N, H, W, k));
     compare(name, "y", p, host_x(p, gy, nx), y, nx, tol(p, TOL_FWD, 1e-2));
@@ -510,6 +505,30 @@ static void dw_case(cg_precision p, int64_t C, int64_t N, int64_t H, int64_t W, 
     OK(cg_cuda_dwconv2d_backward(ctx, p, CG_GRAD_ADD, zdx, tdw2, NULL, gdy, gx, gw, C, N, H, W, k));
     OK(cg_cuda_dwconv2d_backward(ctx, p, CG_GRAD_SET, sdx, tdw2, NULL, gdy, gx, gw, C, N, H, W, k));
     same_bits(name, "dx", p, sdx, zdx, nx);
+    return gy;
+}
+
+/* Both kernel families (whole planes, the default where a plane fits, and the tiles) against
+ * the CPU; their forwards add the taps in one order, so y must agree bit for bit. */
+static void dw_case(cg_precision p, int64_t C, int64_t N, int64_t H, int64_t W, int k) {
+    char name[96], tname[112];
+    snprintf(name, sizeof name, "dwconv C%lld N%lld %lldx%lld k%d", (long long)C, (long long)N, (long long)H, (long long)W, k);
+    snprintf(tname, sizeof tname, "%s tiles", name);
+    int64_t nx = C * N * H * W, nw = C * k * k;
+    float *x = hrand(nx, 0, 1, p), *w = hrand(nw, 0, 0.3f, p), *b = hrand(C, 0, 0.5f, p);
+    float *dy = hrand(nx, 0, 1, p), *dx0 = hrand(nx, 0, 1, p), *dw0 = hrand(nw, 0, 1, CG_PREC_FP32),
+          *db0 = hrand(C, 0, 1, CG_PREC_FP32);
+    float *y = hzeros(nx), *dx = hcopy(dx0, nx), *dw = hcopy(dw0, nw), *db = hcopy(db0, C);
+    cg_tensor tx = T4(x, C, N, H, W), tw = T4(w, C, 1, k, k), tb = T1(b, C), ty = T4(y, C, N, H, W),
+              tdy = T4(dy, C, N, H, W), tdx = T4(dx, C, N, H, W), tdw = T4(dw, C, 1, k, k), tdb = T1(db, C);
+    cg_dwconv2d_forward(&ty, &tx, &tw, &tb);
+    cg_dwconv2d_backward(&tdx, &tdw, &tdb, &tdy, &tx, &tw);
+
+    void *gy = dw_case_on(name, p, C, N, H, W, k, x, w, b, dy, dx0, dw0, db0, y, dx, dw, db);
+    cg_cuda_set_dw_planes(ctx, 0);
+    void *gyt = dw_case_on(tname, p, C, N, H, W, k, x, w, b, dy, dx0, dw0, db0, y, dx, dw, db);
+    cg_cuda_set_dw_planes(ctx, 1);
+    same_bits(name, "y planes = tiles", p, gy, gyt, nx);
 }
 
 static void test_dwconv2d(void) {
@@ -527,6 +546,10 @@ static void test_dwconv2d(void) {
         dw_case(p, 2, 3, 20, 12, 7);   /* 16x16 tiles, two down the plane */
         dw_case(p, 2, 3, 11, 5, 3);    /* 8x8 tiles of 4 planes, two down the plane */
         dw_case(p, 3, 3, 6, 7, 9);     /* generic k in 8x8 tiles of 4 planes */
+        dw_case(p, 2, 9, 7, 7, 5);     /* whole planes: 9 planes of a channel in one block (PL 9) */
+        dw_case(p, 2, 13, 3, 9, 3);    /* whole planes, W = 9: a last group of 1 output */
+        dw_case(p, 1, 709, 20, 20, 3); /* whole planes, 11 a block: weight-gradient blocks load twice */
+        dw_case(p, 1, 2, 120, 118, 3); /* a padded plane over 48 KiB: the tile kernels serve it */
     }
     release_all();
 }
@@ -1015,6 +1038,7 @@ static void test_attention(void) {
         attn_case(p, 3, 13, 24, 3, 0, 1);    /* BERT: padding mask, one sequence all padding */
         attn_case(p, 2, 77, 64, 4, 1, 0);    /* CLIP's context length, more than two warps of keys */
         attn_case(p, 3, 40, 48, 2, 1, 1);    /* both */
+        attn_case(p, 2, 9, 320, 5, 1, 0);    /* C over one block of threads: the re-layouts loop */
     }
     release_all();
 }

@@ -425,6 +425,10 @@ static int in_fibers;                    /* the block runs as fibers (else: plai
 static int saw_barrier;                  /* some thread of block 0 met a barrier */
 static const std::function<void()> *cur_body;
 static const char *cur_name;
+static unsigned char *dyn_smem;          /* the launch's dynamic shared memory (cg_emu_dynamic_shared) */
+static size_t dyn_smem_bytes;
+
+void *cg_emu_dynamic_shared(void) { return dyn_smem; }
 uint64_t cg_emu_slots[2][1024];
 /* CG_EMU_STATS=1: per kernel name, launches, blocks (as fibers / plain) and fiber resumes, at exit */
 struct kstat {
@@ -679,12 +683,15 @@ void cg_emu_launch(const cg_emu_config &cfg, const std::function<void()> &body, 
     saw_barrier = 0;
     int first = 1;
     const int rev = reversed();
+    dyn_smem_bytes = cfg.smem;
+    dyn_smem = cfg.smem ? new unsigned char[cfg.smem] : NULL;   /* operator new: 16-byte aligned */
     for (unsigned int zi = 0; zi < g.z; zi++)
         for (unsigned int yi = 0; yi < g.y; yi++)
             for (unsigned int xi = 0; xi < g.x; xi++) {
                 blockIdx.x = rev ? g.x - 1 - xi : xi;
                 blockIdx.y = rev ? g.y - 1 - yi : yi;
                 blockIdx.z = rev ? g.z - 1 - zi : zi;
+                if (dyn_smem) memset(dyn_smem, 0xff, dyn_smem_bytes);
                 in_fibers = first || saw_barrier || always;
                 if (cur_stat) (in_fibers ? cur_stat->fiber_blocks : cur_stat->plain_blocks)++;
                 if (in_fibers) {
@@ -697,5 +704,8 @@ void cg_emu_launch(const cg_emu_config &cfg, const std::function<void()> &body, 
                 }
                 first = 0;
             }
+    delete[] dyn_smem;
+    dyn_smem = NULL;
+    dyn_smem_bytes = 0;
     if (!canaries_intact(name)) set_error(cudaErrorIllegalAddress);
 }

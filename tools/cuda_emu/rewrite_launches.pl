@@ -3,6 +3,9 @@
 # every kernel launch `NAME<<<CONFIG>>>(ARGS)` becomes
 #   cg_emu_launch(cg_emu_cfg(CONFIG), [&]() { NAME(ARGS); }, "NAME")
 # (NAME may carry template arguments; ARGS may span lines, also inside a macro definition).
+# Dynamic shared memory `extern __shared__ T NAME[];` becomes
+#   T *const NAME = (T *)cg_emu_dynamic_shared();
+# (the launch's smem bytes; line count unchanged).
 # A `#line 1 "IN"` first keeps compiler messages pointing at the real source.
 use strict;
 use warnings;
@@ -22,6 +25,7 @@ $src =~ s{([A-Za-z_]\w*$tmpl)\s*<<<((?:(?!>>>).)*?)>>>\s*$parens}{
     $n++;
     "cg_emu_launch(cg_emu_cfg($cfg), [&]() { $name$args; }, \"$label\")"
 }gse;
+$src =~ s{\bextern\s+__shared__\s+(\w+)\s+(\w+)\s*\[\s*\]\s*;}{$1 *const $2 = ($1 *)cg_emu_dynamic_shared();}g;
 die "$in: a <<< left after the rewrite (an unusual launch form?)\n" if $src =~ /<<</;
 open(my $oh, '>', $out) or die "$out: $!\n";
 print $oh "#line 1 \"$in\"\n", $src;

@@ -199,6 +199,7 @@ extern "C" size_t cg_cuda_scratch_bytes(const cg_cuda_ctx *ctx) { return ctx->sc
 extern "C" long cg_cuda_lt_plan_builds(const cg_cuda_ctx *ctx) { return ctx->lt_plan_builds; }
 
 extern "C" void cg_cuda_set_use_lt(cg_cuda_ctx *ctx, int on) { ctx->use_lt = on != 0; }
+extern "C" void cg_cuda_set_dw_planes(cg_cuda_ctx *ctx, int on) { ctx->dw_tiles = on == 0; }
 
 extern "C" int cg_cuda_check_faults(cg_cuda_ctx *ctx) {
     unsigned int f = 0;

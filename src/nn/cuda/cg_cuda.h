@@ -80,6 +80,12 @@ size_t cg_cuda_ctx_bytes(const cg_cuda_ctx *ctx);
 /* Linear layers use cuBLASLt (bias fused into the GEMM epilogue) when on (default) and the
  * operands allow it; off: cublasGemmEx plus a bias kernel. For tests and bisection. */
 void cg_cuda_set_use_lt(cg_cuda_ctx *ctx, int on);
+/* Depthwise convolutions (k = 3, 5, 7) use the whole-plane kernels when on (default) and a
+ * zero-padded plane fits in 48 KiB of shared memory: a block holds whole planes, each thread
+ * computes 4 outputs of a row from 16-byte shared loads. Off: the tile kernels (8x32, 16x16, 8x8
+ * of 4 planes), which also serve larger planes and other k. Both give the same forward bits.
+ * For tests and the benchmark's comparison. */
+void cg_cuda_set_dw_planes(cg_cuda_ctx *ctx, int on);
 /* cuBLASLt plans (descriptors + heuristic's algorithm) built so far. A linear shape is planned
  * once per context and reused (up to 64 shapes; more are planned per call). For tests. */
 long cg_cuda_lt_plan_builds(const cg_cuda_ctx *ctx);

@@ -53,6 +53,7 @@ struct cg_cuda_ctx {
     size_t scratch_bytes;
     unsigned int *faults;   /* device word: bit flags of data faults (CG_CUDA_FAULT_*) */
     int use_lt;
+    int dw_tiles;           /* 1: depthwise convs on the tile kernels only (cg_cuda_set_dw_planes(ctx, 0)) */
     int sync_each;          /* CLIPGRID_CUDA_SYNC=1 */
     cg_lt_plan lt_plans[CG_LT_PLANS];
     int n_lt_plans;         /* when full, further shapes are planned per call and not kept */

@@ -448,6 +448,165 @@ __global__ void dw_wgrad_finalize_kernel(float *__restrict__ dw, float *__restri
     else if (db) db[c] += (float)s;
 }
 
+/* ---------------------------------------------------------------- whole-plane kernels (k = 3, 5, 7)
+ *
+ * The tile kernels above read each input 49 times from shared memory (k = 7), one output per
+ * thread, and a 8x32 tile reloads a halo twice its size: on an H200 they moved 115-281 GB/s
+ * (docs/cuda.md). These hold whole zero-padded planes in (dynamic) shared memory, PL planes of
+ * one channel per block, and give each thread DW_R = 4 neighbouring outputs of a row: per filter
+ * row it reads the 4 + k - 1 inputs it needs with 16-byte loads (3 for k = 7) and does 4 k
+ * multiply-adds, so shared-memory traffic per output falls from k*k words to k*(4+k-1)/4 (49 ->
+ * 17.5 at k = 7). The filter taps live in registers (one channel per block).
+ *
+ * Layout of a block's shared memory: PL planes of SH = H + k - 1 rows of SW floats; row r,
+ * column q holds x(r - k/2, q - k/2), zero outside the plane. SW = 4 * WR + k - 1 rounded up to a
+ * multiple of 4 (WR = ceil(W / 4) groups of 4 outputs), so every row starts 16-byte aligned and
+ * the last group's loads stay inside the row (they read zeros past W + k - 1).
+ * Forward and dx add the taps in the tile kernels' order (bias, then u-major, v-minor), so both
+ * families give the same bits; dw/db sum over the positions in another order (partials per block,
+ * dw_wgrad_block_store, then dw_wgrad_finalize_kernel as above). */
+
+#define DW_R 4                          /* outputs per thread, along a row */
+#define DW_PLANE_SMEM (48 * 1024)       /* bytes of shared memory a block may use without opt-in */
+#define DW_PLANE_ITEMS 1024             /* 4-output groups a block aims for (4 per thread) */
+
+struct dw_plane_geom {
+    int SH, SW, WR, PL;  /* rows and row length (floats) of a padded plane; 4-groups per row; planes per block */
+    size_t smem;         /* PL padded planes, bytes */
+};
+
+/* 1 and the geometry when a padded plane fits in DW_PLANE_SMEM; 0 otherwise (the tile kernels) */
+static int dw_plane_geom_for(int64_t N, int H, int W, int k, dw_plane_geom *g) {
+    g->WR = (W + DW_R - 1) / DW_R;
+    g->SW = (g->WR * DW_R + k - 1 + 3) / 4 * 4;
+    g->SH = H + k - 1;
+    size_t plane = (size_t)g->SH * (size_t)g->SW * sizeof(float);
+    if (plane > DW_PLANE_SMEM) return 0;
+    int64_t groups = (int64_t)H * g->WR;
+    int64_t pl = (DW_PLANE_ITEMS + groups - 1) / groups, maxpl = (int64_t)(DW_PLANE_SMEM / plane);
+    if (pl > maxpl) pl = maxpl;
+    if (pl > N) pl = N;
+    if (pl < 1) pl = 1;
+    g->PL = (int)pl;
+    g->smem = (size_t)pl * plane;
+    return 1;
+}
+
+/* xs = np consecutive planes of xp, zero-padded (layout above); the indices (plane q, row r,
+ * column cc) of element i advance with i by the block size, without a division */
+template <typename T>
+__device__ __forceinline__ void dw_plane_load(float *__restrict__ xs, const T *__restrict__ xp, int np, int H, int W,
+                                              int pad, int SH, int SW) {
+    const int HW = H * W, total = np * SH * SW, dc = CG_BLOCK % SW, dr = CG_BLOCK / SW;
+    int cc = (int)threadIdx.x % SW, r = (int)threadIdx.x / SW, q = 0;
+    while (r >= SH) { r -= SH; q++; }
+    for (int i = threadIdx.x; i < total; i += CG_BLOCK) {
+        int hh = r - pad, ww = cc - pad;
+        xs[i] = (hh >= 0 && hh < H && ww >= 0 && ww < W) ? ldf(xp[(int64_t)q * HW + hh * W + ww]) : 0.0f;
+        cc += dc;
+        r += dr;
+        if (cc >= SW) { cc -= SW; r++; }
+        while (r >= SH) { r -= SH; q++; }
+    }
+}
+
+/* xr[0 .. 4 XV) = row[0 .. 4 XV) by 16-byte shared loads (row 16-byte aligned) */
+template <int XV>
+__device__ __forceinline__ void dw_row_load(float (&xr)[4 * XV], const float *row) {
+    const float4 *r4 = (const float4 *)row;
+#pragma unroll
+    for (int t = 0; t < XV; t++) {
+        float4 f = r4[t];
+        xr[4 * t] = f.x;
+        xr[4 * t + 1] = f.y;
+        xr[4 * t + 2] = f.z;
+        xr[4 * t + 3] = f.w;
+    }
+}
+
+/* y (or y += when accumulate) for PL planes of channel c per block: blockIdx.x = c * G + group */
+template <typename T, int K>
+__global__ void __launch_bounds__(CG_BLOCK)
+dw_fwd_plane_kernel(T *__restrict__ y, const T *__restrict__ x, const T *__restrict__ w, const T *__restrict__ b,
+                    int64_t N, int H, int W, int PL, int SW, int flip, int accumulate) {
+    constexpr int KK = K * K, pad = K / 2, XV = (DW_R + K - 1 + 3) / 4;
+    extern __shared__ float4 dw_plane_smem[];
+    float *xs = (float *)dw_plane_smem;
+    const int64_t G = (N + PL - 1) / PL, c = blockIdx.x / G, n0 = blockIdx.x % G * PL;
+    const int np = (int)(N - n0 < PL ? N - n0 : PL), SH = H + K - 1, PS = SH * SW, WR = (W + DW_R - 1) / DW_R,
+              HW = H * W, per = H * WR;
+    const int64_t base = (c * N + n0) * HW;
+    dw_plane_load<T>(xs, x + base, np, H, W, pad, SH, SW);
+    float wr[KK];
+#pragma unroll
+    for (int t = 0; t < KK; t++) wr[t] = ldf(w[c * KK + (flip ? KK - 1 - t : t)]);
+    const float bias = b ? ldf(b[c]) : 0.0f;
+    __syncthreads();
+    for (int it = threadIdx.x; it < np * per; it += CG_BLOCK) {
+        int q = it / per, rem = it - q * per, h = rem / WR, w0 = (rem - h * WR) * DW_R;
+        const float *row = xs + q * PS + h * SW + w0;
+        float acc[DW_R];
+#pragma unroll
+        for (int r = 0; r < DW_R; r++) acc[r] = bias;
+#pragma unroll
+        for (int u = 0; u < K; u++) {
+            float xr[4 * XV];
+            dw_row_load<XV>(xr, row + u * SW);
+#pragma unroll
+            for (int v = 0; v < K; v++)
+#pragma unroll
+                for (int r = 0; r < DW_R; r++) acc[r] += wr[u * K + v] * xr[r + v];
+        }
+        T *o = y + base + (int64_t)q * HW + h * W + w0;
+#pragma unroll
+        for (int r = 0; r < DW_R; r++)
+            if (w0 + r < W) o[r] = stf<T>(accumulate ? ldf(o[r]) + acc[r] : acc[r]);
+    }
+}
+
+/* part[(c * P + pp) * (k k + 1) + t]: block (c, pp) over its planes [pp nper, (pp + 1) nper), PL at a time */
+template <typename T, int K>
+__global__ void __launch_bounds__(CG_BLOCK)
+dw_wgrad_plane_kernel(const T *__restrict__ dy, const T *__restrict__ x, int64_t N, int H, int W, int PL, int SW,
+                      int64_t P, int64_t nper, float *__restrict__ part) {
+    constexpr int KK = K * K, pad = K / 2, XV = (DW_R + K - 1 + 3) / 4;
+    extern __shared__ float4 dw_plane_smem[];
+    float *xs = (float *)dw_plane_smem;
+    __shared__ float red[CG_WARPS][KK + 1];
+    const int64_t c = blockIdx.x / P, pp = blockIdx.x % P, n0 = pp * nper, n1 = n0 + nper < N ? n0 + nper : N;
+    const int SH = H + K - 1, PS = SH * SW, WR = (W + DW_R - 1) / DW_R, HW = H * W, per = H * WR;
+    float acc[KK + 1];
+#pragma unroll
+    for (int t = 0; t <= KK; t++) acc[t] = 0.0f;
+    for (int64_t nb = n0; nb < n1; nb += PL) {
+        const int np = (int)(n1 - nb < PL ? n1 - nb : PL);
+        const int64_t base = (c * N + nb) * HW;
+        dw_plane_load<T>(xs, x + base, np, H, W, pad, SH, SW);
+        __syncthreads();
+        for (int it = threadIdx.x; it < np * per; it += CG_BLOCK) {
+            int q = it / per, rem = it - q * per, h = rem / WR, w0 = (rem - h * WR) * DW_R;
+            const T *g = dy + base + (int64_t)q * HW + h * W + w0;
+            const float *row = xs + q * PS + h * SW + w0;
+            float gr[DW_R];
+#pragma unroll
+            for (int r = 0; r < DW_R; r++) gr[r] = w0 + r < W ? ldf(g[r]) : 0.0f;
+#pragma unroll
+            for (int r = 0; r < DW_R; r++) acc[KK] += gr[r];
+#pragma unroll
+            for (int u = 0; u < K; u++) {
+                float xr[4 * XV];
+                dw_row_load<XV>(xr, row + u * SW);
+#pragma unroll
+                for (int v = 0; v < K; v++)
+#pragma unroll
+                    for (int r = 0; r < DW_R; r++) acc[u * K + v] += gr[r] * xr[r + v];
+            }
+        }
+        __syncthreads();  /* before the next planes overwrite xs */
+    }
+    dw_wgrad_block_store<KK>(acc, red, part + (c * P + pp) * (KK + 1));
+}
+
 static int dw_check(int64_t C, int64_t N, int64_t H, int64_t W, int k) {
     CG_CUDA_ARG(C >= 1 && N >= 0 && H >= 1 && W >= 1 && k >= 1 && k % 2 == 1 && k <= DW_KMAX,
                 "C=%lld N=%lld H=%lld W=%lld k=%d (odd k <= %d)", (long long)C, (long long)N, (long long)H,
@@ -471,9 +630,27 @@ static void dw_forward_tile(cg_cuda_ctx *ctx, T *y, const T *x, const T *w, cons
     }
 }
 
+/* the whole-plane kernels' geometry when they serve (C, N, H, W, k) on ctx, else 0 */
+static int dw_use_planes(const cg_cuda_ctx *ctx, int64_t N, int H, int W, int k, dw_plane_geom *g) {
+    return !ctx->dw_tiles && (k == 3 || k == 5 || k == 7) && dw_plane_geom_for(N, H, W, k, g);
+}
+
 template <typename T>
 static int dw_forward_any(cg_cuda_ctx *ctx, T *y, const T *x, const T *w, const T *b, int64_t C, int64_t N, int H,
                           int W, int k, int flip, int accumulate) {
+    dw_plane_geom g;
+    if (dw_use_planes(ctx, N, H, W, k, &g)) {
+        int64_t blocks = C * ((N + g.PL - 1) / g.PL);
+        CG_CUDA_ARG(blocks <= 0x7fffffffLL, "depthwise conv: %lld blocks beyond the grid limit", (long long)blocks);
+        dim3 grid((unsigned int)blocks);
+        switch (k) {
+        case 3: dw_fwd_plane_kernel<T, 3><<<grid, CG_BLOCK, g.smem, ctx->stream>>>(y, x, w, b, N, H, W, g.PL, g.SW, flip, accumulate); break;
+        case 5: dw_fwd_plane_kernel<T, 5><<<grid, CG_BLOCK, g.smem, ctx->stream>>>(y, x, w, b, N, H, W, g.PL, g.SW, flip, accumulate); break;
+        default: dw_fwd_plane_kernel<T, 7><<<grid, CG_BLOCK, g.smem, ctx->stream>>>(y, x, w, b, N, H, W, g.PL, g.SW, flip, accumulate); break;
+        }
+        CG_CUDA_CHECK_LAUNCH(ctx, "dw_fwd_plane_kernel");
+        return CG_OK;
+    }
     switch (dw_tile_for(W)) {
     case DW_TILE_32x8: {
         dim3 grid((unsigned int)(C * N), (unsigned int)((W + DW_TW - 1) / DW_TW), (unsigned int)((H + DW_TH - 1) / DW_TH));
@@ -533,11 +710,26 @@ static int dw_backward(cg_cuda_ctx *ctx, cg_grad_mode mode, T *dx, float *dw, fl
     int64_t P = dw_parts(N, ctx->scratch_bytes, C, k);
     CG_CUDA_ARG(P >= 1, "depthwise conv backward needs %zu bytes of scratch, the context has %zu",
                 (size_t)C * (k * k + 1) * sizeof(float), ctx->scratch_bytes);
+    dw_plane_geom g;
+    const int planes = dw_use_planes(ctx, N, H, W, k, &g);
+    if (planes && P > (N + g.PL - 1) / g.PL) P = (N + g.PL - 1) / g.PL;   /* a block: at least PL planes */
     int64_t nper = (N + P - 1) / P;
+    if (planes && nper > g.PL) nper = (nper + g.PL - 1) / g.PL * g.PL;   /* whole loads of PL planes */
     P = (N + nper - 1) / nper;
     CG_CUDA_ARG(C * P <= 0x7fffffffLL, "C=%lld too many channels", (long long)C);
     float *part = (float *)ctx->scratch;
     unsigned int grid = (unsigned int)(C * P);
+    if (planes) {
+        switch (k) {
+        case 3: dw_wgrad_plane_kernel<T, 3><<<grid, CG_BLOCK, g.smem, ctx->stream>>>(dy, x, N, H, W, g.PL, g.SW, P, nper, part); break;
+        case 5: dw_wgrad_plane_kernel<T, 5><<<grid, CG_BLOCK, g.smem, ctx->stream>>>(dy, x, N, H, W, g.PL, g.SW, P, nper, part); break;
+        default: dw_wgrad_plane_kernel<T, 7><<<grid, CG_BLOCK, g.smem, ctx->stream>>>(dy, x, N, H, W, g.PL, g.SW, P, nper, part); break;
+        }
+        CG_CUDA_CHECK_LAUNCH(ctx, "dw_wgrad_plane_kernel");
+        dw_wgrad_finalize_kernel<<<cg_grid(C * (k * k + 1), 256), 256, 0, ctx->stream>>>(dw, db, part, C, P, k * k);
+        CG_CUDA_CHECK_LAUNCH(ctx, "dw_wgrad_finalize_kernel");
+        return CG_OK;
+    }
     dw_tile tile = dw_tile_for(W);
     switch (k) {
     case 3: DW_WGRAD(3); break;

@@ -103,32 +103,51 @@ int cg_cuda_rowsum_acc(cg_cuda_ctx *ctx, cg_precision p, float *dst, const void 
 }
 
 /* ---------------------------------------------------------------- column partial sums
- * a, x [R, C]. Block b = p * ncb + cb, thread t: column c = cb * CG_BLOCK + t, rows [p*chunk, ..):
+ * a, x [R, C]. Block b = p * ncb + cb covers columns [cb * 32, cb * 32 + 32) of the rows
+ * [p*chunk, min(R, (p+1)*chunk)): lane l of warp w sums column cb * 32 + l over the rows
+ * p*chunk + w, + 8, + 16, ... (a warp reads 32 neighbouring values of a row), then the 8 warps'
+ * sums are added in warp order:
  *   RED_SUM:  s0 = sum_r a[r, c]
  *   RED_BWD:  s0 = sum_r a[r, c] * (x[r, c] - mean[r]) * rstd[r],  s1 = sum_r a[r, c]   (LayerNorm dw, db)
- * part[(p * C + c) * 2 + {0, 1}]. */
+ * part[(p * C + c) * 2 + {0, 1}]. Chunks of COL_CHUNK rows keep the partials few (a GPU profile
+ * showed 64-row chunks spending more time adding 300 partials per column than reading a). */
+#define COL_LANES 32
+#define COL_ROWS (CG_BLOCK / COL_LANES)
+#define COL_CHUNK 512
 template <typename T, int MODE>
 __global__ void __launch_bounds__(CG_BLOCK)
 col_partials_kernel(const T *__restrict__ a, const T *__restrict__ x, const float *__restrict__ mean,
                     const float *__restrict__ rstd, int64_t R, int64_t C, int64_t P, int64_t chunk,
                     double *__restrict__ part) {
-    int64_t ncb = (C + CG_BLOCK - 1) / CG_BLOCK;
+    __shared__ double red[COL_ROWS][COL_LANES][2];
+    int64_t ncb = (C + COL_LANES - 1) / COL_LANES;
     int64_t cb = blockIdx.x % ncb, pp = blockIdx.x / ncb;
-    int64_t c = cb * CG_BLOCK + threadIdx.x;
-    if (c >= C) return;  /* no block-wide synchronisation in this kernel */
+    int lane = threadIdx.x % COL_LANES, rl = threadIdx.x / COL_LANES;
+    int64_t c = cb * COL_LANES + lane;
     int64_t r0 = pp * chunk, r1 = r0 + chunk < R ? r0 + chunk : R;
     double s0 = 0.0, s1 = 0.0;
-    for (int64_t r = r0; r < r1; r++) {
-        float g = ldf(a[r * C + c]);
-        if (MODE == RED_SUM) {
-            s0 += (double)g;
-        } else {
-            s0 += (double)g * (double)((ldf(x[r * C + c]) - mean[r]) * rstd[r]);
-            s1 += (double)g;
+    if (c < C) {
+        for (int64_t r = r0 + rl; r < r1; r += COL_ROWS) {
+            float g = ldf(a[r * C + c]);
+            if (MODE == RED_SUM) {
+                s0 += (double)g;
+            } else {
+                s0 += (double)g * (double)((ldf(x[r * C + c]) - mean[r]) * rstd[r]);
+                s1 += (double)g;
+            }
         }
     }
-    part[(pp * C + c) * 2] = s0;
-    part[(pp * C + c) * 2 + 1] = s1;
+    red[rl][lane][0] = s0;
+    red[rl][lane][1] = s1;
+    __syncthreads();
+    if (rl == 0 && c < C) {
+        for (int q = 1; q < COL_ROWS; q++) {
+            s0 += red[q][lane][0];
+            s1 += red[q][lane][1];
+        }
+        part[(pp * C + c) * 2] = s0;
+        part[(pp * C + c) * 2 + 1] = s1;
+    }
 }
 
 /* d0[c] += sum_p part[p, c, 0] ; d1[c] += sum_p part[p, c, 1] (either may be NULL) */
@@ -149,8 +168,8 @@ template <typename T, int MODE>
 static int col_sums(cg_cuda_ctx *ctx, float *d0, float *d1, const void *a, const void *x, const float *mean,
                     const float *rstd, int64_t R, int64_t C) {
     red_plan pl = {0, 0};
-    CG_TRY(plan(R, C, 64, ctx->scratch_bytes, &pl, "column sums"));
-    int64_t ncb = (C + CG_BLOCK - 1) / CG_BLOCK;
+    CG_TRY(plan(R, C, COL_CHUNK, ctx->scratch_bytes, &pl, "column sums"));
+    int64_t ncb = (C + COL_LANES - 1) / COL_LANES;
     CG_CUDA_ARG(ncb * pl.P <= 0x7fffffffLL, "C=%lld too wide", (long long)C);
     double *part = (double *)ctx->scratch;
     col_partials_kernel<T, MODE><<<(unsigned int)(ncb * pl.P), CG_BLOCK, 0, ctx->stream>>>(

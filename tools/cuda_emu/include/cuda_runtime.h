@@ -64,6 +64,9 @@ struct dim3 {
 extern uint3 threadIdx, blockIdx;
 extern dim3 blockDim, gridDim;
 
+/* the vector type the kernels use for 16-byte shared-memory loads */
+struct float4 { alignas(16) float x; float y, z, w; };
+
 /* ---------------------------------------------------------------- streams, memory, devices */
 typedef struct cg_emu_stream *cudaStream_t;
 enum { cudaStreamDefault = 0, cudaStreamNonBlocking = 1 };
@@ -141,6 +144,13 @@ static inline cg_emu_config cg_emu_cfg(dim3 grid, dim3 block, size_t smem = 0, c
 /* Runs body once per thread of every block, threadIdx/blockIdx set; records launch errors for
  * cudaGetLastError as the runtime would (block size, grid limits, a kernel that faults). */
 void cg_emu_launch(const cg_emu_config &cfg, const std::function<void()> &body, const char *name);
+
+/* A kernel's dynamic shared memory (`extern __shared__ T name[];`, which rewrite_launches.pl
+ * turns into `T *const name = (T *)cg_emu_dynamic_shared();`): the launch's `smem` bytes, 16-byte
+ * aligned, filled with 0xff bytes (NaN as float) before each block so a read of a word the block
+ * has not written shows up; a heap block of exactly that size, so ASan reports an overrun. NULL
+ * when the launch asked for none. */
+void *cg_emu_dynamic_shared(void);
 
 /* block and warp synchronisation (the scheduler's barriers) */
 void __syncthreads(void);
