@@ -60,6 +60,7 @@ static void layout(cg_cuda_text *m, layout_ctx *L) {
         la->a = take(L, (size_t)(N * C) * xs);
         la->x1 = take(L, (size_t)(N * C) * xs);
         la->h = take(L, (size_t)(N * F) * xs);
+        la->g = m->frozen ? NULL : take(L, (size_t)(N * F) * xs);   /* kept for fc2's backward */
         la->mean1 = (float *)take(L, (size_t)N * sizeof(float));
         la->rstd1 = (float *)take(L, (size_t)N * sizeof(float));
         la->mean2 = (float *)take(L, (size_t)N * sizeof(float));
@@ -79,7 +80,7 @@ static void layout(cg_cuda_text *m, layout_ctx *L) {
     m->pool_rstd = (float *)take(L, (size_t)B * sizeof(float));
     m->pooled = take(L, (size_t)(B * C) * xs);
     m->emb = take(L, (size_t)(B * m->embed_dim) * xs);
-    m->g4 = take(L, (size_t)(N * F) * xs);
+    m->g4 = m->frozen ? take(L, (size_t)(N * F) * xs) : NULL;
     m->dcur = take(L, (size_t)(N * C) * xs);
     m->dA = take(L, (size_t)(N * C) * xs);
     m->dB = take(L, (size_t)(N * C) * xs);
@@ -285,8 +286,9 @@ static int clip_layer_forward(cg_cuda_text *m, int l, const void *x, void *out) 
     TX_TRY(cg_cuda_layernorm_forward(ctx, p, la->ln2, la->mean2, la->rstd2, la->x1, PX(m, Ly->ln2_w),
                                      PX(m, Ly->ln2_b), N, C, c->ln_eps));
     TX_TRY(cg_cuda_linear_forward(ctx, p, la->h, la->ln2, PX(m, Ly->fc1_w), PX(m, Ly->fc1_b), N, C, F));
-    TX_TRY(act_forward(m, m->g4, la->h, N * F));
-    TX_TRY(cg_cuda_linear_forward(ctx, p, out, m->g4, PX(m, Ly->fc2_w), PX(m, Ly->fc2_b), N, F, C));
+    void *g = la->g ? la->g : m->g4;
+    TX_TRY(act_forward(m, g, la->h, N * F));
+    TX_TRY(cg_cuda_linear_forward(ctx, p, out, g, PX(m, Ly->fc2_w), PX(m, Ly->fc2_b), N, F, C));
     return add_into(m, out, la->x1, N * C);
 }
 
@@ -304,8 +306,9 @@ static int bert_layer_forward(cg_cuda_text *m, int l, const void *x, void *out) 
     TX_TRY(cg_cuda_layernorm_forward(ctx, p, la->x1, la->mean1, la->rstd1, la->r1, PX(m, Ly->ln1_w),
                                      PX(m, Ly->ln1_b), N, C, c->ln_eps));
     TX_TRY(cg_cuda_linear_forward(ctx, p, la->h, la->x1, PX(m, Ly->fc1_w), PX(m, Ly->fc1_b), N, C, F));
-    TX_TRY(act_forward(m, m->g4, la->h, N * F));
-    TX_TRY(cg_cuda_linear_forward(ctx, p, la->r2, m->g4, PX(m, Ly->fc2_w), PX(m, Ly->fc2_b), N, F, C));
+    void *g = la->g ? la->g : m->g4;
+    TX_TRY(act_forward(m, g, la->h, N * F));
+    TX_TRY(cg_cuda_linear_forward(ctx, p, la->r2, g, PX(m, Ly->fc2_w), PX(m, Ly->fc2_b), N, F, C));
     TX_TRY(add_into(m, la->r2, la->x1, N * C));
     return cg_cuda_layernorm_forward(ctx, p, out, la->mean2, la->rstd2, la->r2, PX(m, Ly->ln2_w), PX(m, Ly->ln2_b), N,
                                      C, c->ln_eps);
@@ -357,8 +360,7 @@ static int mlp_backward(cg_cuda_text *m, const cg_text_layer *Ly, cg_cuda_text_l
     int64_t C = m->cfg.width, F = m->cfg.mlp, N = (int64_t)m->B * m->T;
     cg_cuda_ctx *ctx = m->ctx;
     cg_precision p = m->p;
-    TX_TRY(act_forward(m, m->g4, la->h, N * F));   /* recompute instead of storing */
-    TX_TRY(cg_cuda_linear_backward(ctx, p, CG_GRAD_SET, m->d4, GR(m, Ly->fc2_w), GR(m, Ly->fc2_b), dy, m->g4, PX(m, Ly->fc2_w), N,
+    TX_TRY(cg_cuda_linear_backward(ctx, p, CG_GRAD_SET, m->d4, GR(m, Ly->fc2_w), GR(m, Ly->fc2_b), dy, la->g, PX(m, Ly->fc2_w), N,
                                    F, C));
     TX_TRY(act_backward(m, m->dh, m->d4, la->h, N * F));
     return cg_cuda_linear_backward(ctx, p, mode, dxin, GR(m, Ly->fc1_w), GR(m, Ly->fc1_b), m->dh, xin, PX(m, Ly->fc1_w), N,

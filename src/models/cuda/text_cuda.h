@@ -57,6 +57,7 @@ extern "C" {
 /* per-layer device activations (as cg_text_layer_acts; X unless noted) */
 typedef struct {
     void *ln1, *qkv, *att, *a, *x1, *r1, *ln2, *h, *r2;   /* CLIP: ln1, ln2; BERT: r1, r2 (others NULL) */
+    void *g;                                              /* act(h), for fc2's backward; NULL when frozen */
     float *mean1, *rstd1, *mean2, *rstd2;                 /* [B*T] */
 } cg_cuda_text_layer_acts;
 
@@ -87,7 +88,8 @@ typedef struct {
     void *pool_in, *pooled;              /* [B, C] */
     float *pool_mean, *pool_rstd;        /* CLIP [B] */
     void *emb;                           /* [B, E]: the output */
-    void *g4;                            /* [B, T, F] activation output (recomputed in backward) */
+    void *g4;                            /* [B, T, F] act(h) of a frozen tower (no backward: one buffer
+                                            for every layer); NULL otherwise (each layer keeps its own) */
     void *dcur, *dA, *dB, *dqkv, *d4, *dh, *dpool, *d_emb;   /* gradient buffers, X */
 } cg_cuda_text;
 

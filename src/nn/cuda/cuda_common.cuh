@@ -109,6 +109,19 @@ static inline unsigned int cg_grid(int64_t n, int64_t per_block, int64_t cap = (
     return (unsigned int)b;
 }
 
+/* Per-row element-wise loops over a [rows, cols] tensor (a channel's plane, a row of a matrix):
+ * y of the grid strides the rows, x a row's columns, so the row index comes with the block and no
+ * element pays an integer division to find it (a 64-bit division per element made the GPU
+ * profile's element-wise passes compute-bound). Launch with cg_rows_grid(rows, cols), 256 threads. */
+#define ROW_STRIDE(r, rows, j, cols) \
+    for (int64_t r = blockIdx.y; r < (rows); r += gridDim.y) \
+        for (int64_t j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; j < (cols); j += (int64_t)gridDim.x * blockDim.x)
+static inline dim3 cg_rows_grid(int64_t rows, int64_t cols) {
+    int64_t gy = rows < 1 ? 1 : rows > 65535 ? 65535 : rows;
+    int64_t cap = ((int64_t)1 << 20) / gy;   /* at most ~2^20 blocks in all */
+    return dim3(cg_grid(cols, 256, cap < 1 ? 1 : cap), (unsigned int)gy);
+}
+
 /* The context's scratch, as a typed pointer, after checking it holds `bytes`. */
 #define CG_SCRATCH_NEED(ctx, bytes, what) CG_CUDA_ARG((size_t)(bytes) <= (ctx)->scratch_bytes, \
     "%s needs %zu bytes of scratch, the context has %zu (cg_cuda_ctx_create)", (what), (size_t)(bytes), (ctx)->scratch_bytes)

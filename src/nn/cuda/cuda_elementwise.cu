@@ -59,35 +59,43 @@ template <typename T> __global__ void relu6_bwd_kernel(T *dx, const T *dy, const
         put_grad(dx[i], ((v > 0.0f && v < 6.0f) ? ldf(dy[i]) : 0.0f), set);
     }
 }
+/* the star op over rows = channels of cols = M values each (biased), or one row of n (no biases) */
 template <typename T>
-__device__ __forceinline__ void star_inputs(const T *a, const T *b, const T *ba, const T *bb, int64_t M, int64_t i,
+__device__ __forceinline__ void star_inputs(const T *a, const T *b, const T *ba, const T *bb, int64_t r, int64_t i,
                                             float *av, float *bv) {
     *av = ldf(a[i]);
     *bv = ldf(b[i]);
-    if (ba || bb) {
-        int64_t c = i / M;
-        if (ba) *av += ldf(ba[c]);
-        if (bb) *bv += ldf(bb[c]);
-    }
+    if (ba) *av += ldf(ba[r]);
+    if (bb) *bv += ldf(bb[r]);
 }
 template <typename T>
-__global__ void star_fwd_kernel(T *z, const T *a, const T *b, const T *ba, const T *bb, int64_t M, int64_t n) {
-    GRID_STRIDE(i, n) {
+__global__ void star_fwd_kernel(T *z, const T *a, const T *b, const T *ba, const T *bb, int64_t rows, int64_t cols) {
+    ROW_STRIDE(r, rows, j, cols) {
+        int64_t i = r * cols + j;
         float av, bv;
-        star_inputs(a, b, ba, bb, M, i, &av, &bv);
+        star_inputs(a, b, ba, bb, r, i, &av, &bv);
         z[i] = stf<T>(relu6f(av) * bv);
     }
 }
 template <typename T>
-__global__ void star_bwd_kernel(T *da, T *db, const T *dz, const T *a, const T *b, const T *ba, const T *bb, int64_t M,
-                                int64_t n, int set) {
-    GRID_STRIDE(i, n) {
+__global__ void star_bwd_kernel(T *da, T *db, const T *dz, const T *a, const T *b, const T *ba, const T *bb,
+                                int64_t rows, int64_t cols, int set) {
+    ROW_STRIDE(r, rows, j, cols) {
+        int64_t i = r * cols + j;
         float av, bv, g = ldf(dz[i]);
-        star_inputs(a, b, ba, bb, M, i, &av, &bv);
+        star_inputs(a, b, ba, bb, r, i, &av, &bv);
         if (da) put_grad(da[i], ((av > 0.0f && av < 6.0f) ? g * bv : 0.0f), set);
         if (db) put_grad(db[i], g * relu6f(av), set);
     }
 }
+
+/* launch kernel<ET> over [rows, cols] (ROW_STRIDE) with ET the element type of p */
+#define LAUNCH_ROWS(p, kernel, rows, cols, ...) do { \
+    dim3 grid_ = cg_rows_grid((rows), (cols)); \
+    if ((p) == CG_PREC_BF16) { typedef bf16 ET; kernel<ET><<<grid_, 256, 0, ctx->stream>>>(__VA_ARGS__); } \
+    else { typedef float ET; kernel<ET><<<grid_, 256, 0, ctx->stream>>>(__VA_ARGS__); } \
+    CG_CUDA_CHECK_LAUNCH(ctx, #kernel); \
+} while (0)
 
 extern "C" int cg_cuda_relu6_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, int64_t n) {
     EW_ARGS(p, n);
@@ -107,8 +115,9 @@ extern "C" int cg_cuda_relu6_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_
 extern "C" int cg_cuda_star_relu6_forward(cg_cuda_ctx *ctx, cg_precision p, void *z, const void *a, const void *b,
                                           const void *bias_a, const void *bias_b, int64_t M, int64_t n) {
     STAR_ARGS(p, n, M, bias_a, bias_b);
-    LAUNCH_EW(p, star_fwd_kernel, n, (ET *)z, (const ET *)a, (const ET *)b, (const ET *)bias_a, (const ET *)bias_b, M,
-              n);
+    int64_t rows = bias_a || bias_b ? n / M : 1, cols = n / rows;
+    LAUNCH_ROWS(p, star_fwd_kernel, rows, cols, (ET *)z, (const ET *)a, (const ET *)b, (const ET *)bias_a,
+                (const ET *)bias_b, rows, cols);
     return CG_OK;
 }
 extern "C" int cg_cuda_star_relu6_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *da, void *db,
@@ -116,8 +125,9 @@ extern "C" int cg_cuda_star_relu6_backward(cg_cuda_ctx *ctx, cg_precision p, cg_
                                            const void *bias_b, int64_t M, int64_t n) {
     STAR_ARGS(p, n, M, bias_a, bias_b);
     if (!da && !db) return CG_OK;
-    LAUNCH_EW(p, star_bwd_kernel, n, (ET *)da, (ET *)db, (const ET *)dz, (const ET *)a, (const ET *)b,
-              (const ET *)bias_a, (const ET *)bias_b, M, n, (int)mode);
+    int64_t rows = bias_a || bias_b ? n / M : 1, cols = n / rows;
+    LAUNCH_ROWS(p, star_bwd_kernel, rows, cols, (ET *)da, (ET *)db, (const ET *)dz, (const ET *)a, (const ET *)b,
+                (const ET *)bias_a, (const ET *)bias_b, rows, cols, (int)mode);
     return CG_OK;
 }
 
@@ -182,22 +192,29 @@ extern "C" int cg_cuda_quick_gelu_backward(cg_cuda_ctx *ctx, cg_precision p, cg_
 /* ---------------------------------------------------------------- residual + DropPath
  * [C, N, K]:  y = x + s[n] f          | dx += dy ; df += s[n] dy          (s = 1 when scale is NULL)
  */
+/* rows = the C channels, cols = N K: the sample of column j is j / K (32-bit when it fits; only
+ * with a scale) */
+__device__ __forceinline__ int64_t residual_sample(int64_t j, int64_t K, int64_t cols) {
+    return cols <= 0x7fffffffLL ? (int64_t)((uint32_t)j / (uint32_t)K) : j / K;
+}
 template <typename T>
-__global__ void residual_fwd_kernel(T *y, const T *x, const T *f, const float *__restrict__ scale, int64_t N, int64_t K,
-                                    int64_t n) {
-    GRID_STRIDE(i, n) {
-        float s = scale ? scale[(i / K) % N] : 1.0f;
+__global__ void residual_fwd_kernel(T *y, const T *x, const T *f, const float *__restrict__ scale, int64_t rows,
+                                    int64_t cols, int64_t K) {
+    ROW_STRIDE(r, rows, j, cols) {
+        int64_t i = r * cols + j;
+        float s = scale ? scale[residual_sample(j, K, cols)] : 1.0f;
         y[i] = stf<T>(ldf(x[i]) + s * ldf(f[i]));
     }
 }
 template <typename T>
-__global__ void residual_bwd_kernel(T *dx, T *df, const T *dy, const float *__restrict__ scale, int64_t N, int64_t K,
-                                    int64_t n, int set) {
-    GRID_STRIDE(i, n) {
+__global__ void residual_bwd_kernel(T *dx, T *df, const T *dy, const float *__restrict__ scale, int64_t rows,
+                                    int64_t cols, int64_t K, int set) {
+    ROW_STRIDE(r, rows, j, cols) {
+        int64_t i = r * cols + j;
         float g = ldf(dy[i]);
         if (dx) put_grad(dx[i], g, set);
         if (df) {
-            float s = scale ? scale[(i / K) % N] : 1.0f;
+            float s = scale ? scale[residual_sample(j, K, cols)] : 1.0f;
             put_grad(df[i], s * g, set);
         }
     }
@@ -209,7 +226,7 @@ extern "C" int cg_cuda_residual_forward(cg_cuda_ctx *ctx, cg_precision p, void *
     CG_CUDA_ARG(C >= 0 && N >= 0 && K >= 0, "C=%lld N=%lld K=%lld", (long long)C, (long long)N, (long long)K);
     int64_t n = C * N * K;
     if (n == 0) return CG_OK;
-    LAUNCH_EW(p, residual_fwd_kernel, n, (ET *)y, (const ET *)x, (const ET *)f, scale, N, K, n);
+    LAUNCH_ROWS(p, residual_fwd_kernel, C, N * K, (ET *)y, (const ET *)x, (const ET *)f, scale, C, N * K, K);
     return CG_OK;
 }
 extern "C" int cg_cuda_residual_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dx, void *df, const void *dy,
@@ -218,7 +235,7 @@ extern "C" int cg_cuda_residual_backward(cg_cuda_ctx *ctx, cg_precision p, cg_gr
     CG_CUDA_ARG(C >= 0 && N >= 0 && K >= 0, "C=%lld N=%lld K=%lld", (long long)C, (long long)N, (long long)K);
     int64_t n = C * N * K;
     if (n == 0 || (!dx && !df)) return CG_OK;
-    LAUNCH_EW(p, residual_bwd_kernel, n, (ET *)dx, (ET *)df, (const ET *)dy, scale, N, K, n, (int)mode);
+    LAUNCH_ROWS(p, residual_bwd_kernel, C, N * K, (ET *)dx, (ET *)df, (const ET *)dy, scale, C, N * K, K, (int)mode);
     return CG_OK;
 }
 

@@ -321,9 +321,8 @@ __global__ void bn_eval_coef_kernel(const T *__restrict__ xb, const T *__restric
 template <typename T>
 __global__ void chan_affine_kernel(T *y, const T *x, const float *__restrict__ ca, const float *__restrict__ cb,
                                    int64_t C, int64_t M) {
-    int64_t n = C * M;
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        int64_t c = i / M;
+    ROW_STRIDE(c, C, j, M) {
+        int64_t i = c * M + j;
         y[i] = stf<T>(ca[c] * ldf(x[i]) + cb[c]);
     }
 }
@@ -354,9 +353,8 @@ __global__ void bn_bwd_apply_kernel(T *__restrict__ dx, const T *__restrict__ dy
                                     const float *__restrict__ mean, const float *__restrict__ rstd,
                                     const float *__restrict__ ck, const float *__restrict__ cmg,
                                     const float *__restrict__ cmgx, int64_t C, int64_t M, int set) {
-    int64_t n = C * M;
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        int64_t c = i / M;
+    ROW_STRIDE(c, C, j, M) {
+        int64_t i = c * M + j;
         float xh = (ldf(x[i]) - mean[c]) * rstd[c];
         put_grad(dx[i], ck[c] * (ldf(dy[i]) - cmg[c] - xh * cmgx[c]), set);
     }
@@ -378,7 +376,7 @@ static int bn_forward_train(cg_cuda_ctx *ctx, void *y, const void *x, const void
                                                     (const T *)beta, eps, momentum, rm, rv, save_mean, save_rstd, s.f0,
                                                     s.f1);
     CG_CUDA_CHECK_LAUNCH(ctx, "bn_stats_kernel");
-    chan_affine_kernel<T><<<cg_grid(C * M, 256), 256, 0, ctx->stream>>>((T *)y, (const T *)x, s.f0, s.f1, C, M);
+    chan_affine_kernel<T><<<cg_rows_grid(C, M), 256, 0, ctx->stream>>>((T *)y, (const T *)x, s.f0, s.f1, C, M);
     CG_CUDA_CHECK_LAUNCH(ctx, "chan_affine_kernel");
     return CG_OK;
 }
@@ -421,7 +419,7 @@ static int bn_backward(cg_cuda_ctx *ctx, cg_grad_mode mode, void *dx, float *dga
                                                            dbeta, s->f0, s->f1, s->f2);
     CG_CUDA_CHECK_LAUNCH(ctx, "bn_bwd_finalize_kernel");
     if (dx) {
-        bn_bwd_apply_kernel<T><<<cg_grid(C * M, 256), 256, 0, ctx->stream>>>(
+        bn_bwd_apply_kernel<T><<<cg_rows_grid(C, M), 256, 0, ctx->stream>>>(
             (T *)dx, (const T *)dy, (const T *)x, mean, rstd, s->f0, s->f1, s->f2, C, M, (int)mode);
         CG_CUDA_CHECK_LAUNCH(ctx, "bn_bwd_apply_kernel");
     }
@@ -449,7 +447,7 @@ static int bn_forward_eval(cg_cuda_ctx *ctx, void *y, const void *x, const void 
     bn_eval_coef_kernel<T><<<cg_grid(C, 256), 256, 0, ctx->stream>>>((const T *)xb, (const T *)gamma, (const T *)beta, rm, rv, eps, C,
                                                                       s.f0, s.f1, s.f2);
     CG_CUDA_CHECK_LAUNCH(ctx, "bn_eval_coef_kernel");
-    chan_affine_kernel<T><<<cg_grid(C * M, 256), 256, 0, ctx->stream>>>((T *)y, (const T *)x, s.f0, s.f1, C, M);
+    chan_affine_kernel<T><<<cg_rows_grid(C, M), 256, 0, ctx->stream>>>((T *)y, (const T *)x, s.f0, s.f1, C, M);
     CG_CUDA_CHECK_LAUNCH(ctx, "chan_affine_kernel");
     return CG_OK;
 }
