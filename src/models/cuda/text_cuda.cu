@@ -400,16 +400,16 @@ static int bert_layer_backward(cg_cuda_text *m, int l) {
     const cg_text_layer *Ly = &m->layers[l];
     cg_cuda_text_layer_acts *la = &m->lacts[l];
     int64_t C = m->cfg.width, N = (int64_t)m->B * m->T;
-    /* out = LN2(r2), r2 = x1 + mlp(x1) */
+    /* out = LN2(r2), r2 = x1 + mlp(x1): d x1 = d r2 + mlp'(d r2). d r2 goes to dA, then the MLP's
+     * backward reads it as dy and adds into it as dxin: every read of dy (fc2's three products)
+     * is issued before fc1's dx product adds into the same buffer, so no copy is needed. */
     TX_TRY(cg_cuda_layernorm_backward(m->ctx, m->p, CG_GRAD_SET, m->dA, GR(m, Ly->ln2_w), GR(m, Ly->ln2_b), m->dcur, la->r2,
                                       la->mean2, la->rstd2, PX(m, Ly->ln2_w), N, C));   /* dA = d r2 */
-    TX_TRY(copy_x(m, m->dcur, m->dA, N * C));                                           /* dcur = d x1 */
-    TX_TRY(mlp_backward(m, Ly, la, m->dA, la->x1, CG_GRAD_ADD, m->dcur));
-    /* x1 = LN1(r1), r1 = x + attn(x) */
-    TX_TRY(cg_cuda_layernorm_backward(m->ctx, m->p, CG_GRAD_SET, m->dA, GR(m, Ly->ln1_w), GR(m, Ly->ln1_b), m->dcur, la->r1,
-                                      la->mean1, la->rstd1, PX(m, Ly->ln1_w), N, C));   /* dA = d r1 */
-    TX_TRY(copy_x(m, m->dcur, m->dA, N * C));                                           /* dcur = d x */
-    return attn_backward(m, Ly, la, m->dA, m->res[l], CG_GRAD_ADD, m->dcur);
+    TX_TRY(mlp_backward(m, Ly, la, m->dA, la->x1, CG_GRAD_ADD, m->dA));                 /* dA = d x1 */
+    /* x1 = LN1(r1), r1 = x + attn(x): the same in place (out-projection's products first) */
+    TX_TRY(cg_cuda_layernorm_backward(m->ctx, m->p, CG_GRAD_SET, m->dcur, GR(m, Ly->ln1_w), GR(m, Ly->ln1_b), m->dA, la->r1,
+                                      la->mean1, la->rstd1, PX(m, Ly->ln1_w), N, C));   /* dcur = d r1 */
+    return attn_backward(m, Ly, la, m->dcur, m->res[l], CG_GRAD_ADD, m->dcur);         /* dcur = d x */
 }
 
 extern "C" int cg_cuda_text_backward(cg_cuda_text *m, const void *d_emb) {
