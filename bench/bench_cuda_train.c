@@ -14,7 +14,9 @@
  *              the time goes, for the performance work.
  *   text MFU   the text tower alone: forward + zero_grad + backward of a fixed d_emb, no
  *              optimizer; 6 * N * B * T / time / peak, N = the tower's parameters without its
- *              embedding tables (token, position, token type), as the PyTorch side counts.
+ *              embedding tables (token, position, token type), as the PyTorch side counts. The
+ *              tower is timed again with attention on permuted copies (cg_cuda_set_attn_in_place
+ *              off) for the comparison with the in-place products the step uses.
  *   kernels    --profile-steps (2) more steps with one synchronisation after every kernel, cuBLAS
  *              call and copy (cg_cuda_profile_start): each name's ms per step and share of that
  *              (slower) step, the largest first: which kernel to work on. The wall time between
@@ -228,6 +230,20 @@ static int bench_config(const bench_opts *o, const cg_cuda_device_info *dev, con
     }
     TRY(cg_cuda_sync(ctx));
     double text_s = (now_s() - t0) / o->steps;
+    /* the same with attention on permuted copies (cg_cuda_set_attn_in_place off), for the comparison */
+    cg_cuda_set_attn_in_place(ctx, 0);
+    TRY(cg_cuda_text_forward(&dm.text, ids));
+    TRY(cg_cuda_text_backward(&dm.text, dm.text.d_emb));
+    TRY(cg_cuda_sync(ctx));
+    t0 = now_s();
+    for (int i = 0; i < o->steps; i++) {
+        TRY(cg_cuda_text_forward(&dm.text, ids));
+        TRY(cg_cuda_text_zero_grad(&dm.text));
+        TRY(cg_cuda_text_backward(&dm.text, dm.text.d_emb));
+    }
+    TRY(cg_cuda_sync(ctx));
+    double text_perm_s = (now_s() - t0) / o->steps;
+    cg_cuda_set_attn_in_place(ctx, 1);
 
     /* the image tower alone, the same way (train-mode forward on the images already uploaded) */
     demb = malloc((size_t)B * m.embed_dim * sizeof *demb);
@@ -264,8 +280,9 @@ static int bench_config(const bench_opts *o, const cg_cuda_device_info *dev, con
     printf("%-12s x %-18s %s B=%d S=%d: %8.1f img/s  %7.1f ms/step  loss %.4f  allocated %.2f GiB (device +%.2f GiB)  "
            "text %.1f ms fwd+bwd, MFU %.1f%%\n", image, text, cg_prec_name(o->p), B, S, ips, step_s * 1e3, loss,
            allocated / 1073741824.0, (double)(used1 - used0) / 1073741824.0, text_s * 1e3, 100 * mfu_text);
-    printf("    step split: image tower %.1f ms fwd+bwd, text tower %.1f ms, the rest (loss, clip, AdamW) %.1f ms\n",
-           image_s * 1e3, text_s * 1e3, rest_s * 1e3);
+    printf("    step split: image tower %.1f ms fwd+bwd, text tower %.1f ms (%.1f ms with attention on permuted "
+           "copies), the rest (loss, clip, AdamW) %.1f ms\n", image_s * 1e3, text_s * 1e3, text_perm_s * 1e3,
+           rest_s * 1e3);
     if (n_prof > 0) {
         printf("    profiled step (a sync after every call) %.1f ms; the largest:\n", prof_step_s * 1e3);
         for (int i = 0; i < n_prof && i < 12; i++)
@@ -293,6 +310,7 @@ static int bench_config(const bench_opts *o, const cg_cuda_device_info *dev, con
         cJSON_AddNumberToObject(j, "allocated_gib", allocated / 1073741824.0);
         cJSON_AddNumberToObject(j, "device_used_gib", (double)(used1 - used0) / 1073741824.0);
         cJSON_AddNumberToObject(j, "text_fwd_bwd_ms", text_s * 1e3);
+        cJSON_AddNumberToObject(j, "text_fwd_bwd_ms_attn_permuted", text_perm_s * 1e3);
         cJSON_AddNumberToObject(j, "image_fwd_bwd_ms", image_s * 1e3);
         cJSON_AddNumberToObject(j, "rest_ms", rest_s * 1e3);
         cJSON_AddNumberToObject(j, "text_params_matmul", n_text);

@@ -344,9 +344,14 @@ ours = [json.loads(l) for l in open(sys.argv[1])] if os.path.exists(sys.argv[1])
 for r in ours:
     d = "%.0f img/s, %.1f ms/step (image %.1f, text %.1f, rest %.1f ms), %.1f GiB allocated" % (
         r["images_per_s"], r["step_ms"], r["image_fwd_bwd_ms"], r["text_fwd_bwd_ms"], r["rest_ms"], r["allocated_gib"])
+    if "text_fwd_bwd_ms_attn_permuted" in r:
+        d += " (text %.1f ms with attention on permuted copies)" % r["text_fwd_bwd_ms_attn_permuted"]
     if "mfu_text" in r:
         d += ", text MFU %.1f%%" % (100 * r["mfu_text"])
-    d += ", dwconv fwd %s GB/s" % "/".join("%.0f" % x["forward_gbs"] for x in r["dwconv"])
+    d += ", dwconv fwd/bwd %s GB/s" % "/".join("%.0f:%.0f" % (x["forward_gbs"], x["backward_gbs"]) for x in r["dwconv"])
+    if all("forward_gbs_tiles" in x for x in r["dwconv"]):
+        d += " (tile kernels %s)" % "/".join("%.0f:%.0f" % (x["forward_gbs_tiles"], x["backward_gbs_tiles"])
+                                             for x in r["dwconv"])
     if r.get("kernels") and r.get("profiled_step_ms"):
         d += "; most time: " + ", ".join("%s %.0f%%" % (k["name"], 100 * k["ms_per_step"] / r["profiled_step_ms"])
                                          for k in r["kernels"][:4])

@@ -996,10 +996,11 @@ static void test_embedding(void) {
 
 /* ---------------------------------------------------------------- attention */
 
-static void attn_case(cg_precision p, int64_t B, int64_t T, int64_t C, int H, int causal, int masked) {
+static void attn_case_on(cg_precision p, int64_t B, int64_t T, int64_t C, int H, int causal, int masked, int in_place) {
     char name[96];
-    snprintf(name, sizeof name, "attention B%lld T%lld C%lld H%d%s%s", (long long)B, (long long)T, (long long)C, H,
-             causal ? " causal" : "", masked ? " mask" : "");
+    snprintf(name, sizeof name, "attention B%lld T%lld C%lld H%d%s%s%s", (long long)B, (long long)T, (long long)C, H,
+             causal ? " causal" : "", masked ? " mask" : "", in_place ? "" : " permuted");
+    cg_cuda_set_attn_in_place(ctx, in_place);
     int64_t nq = B * T * 3 * C, no = B * T * C, na = B * H * T * T;
     float *qkv = hrand(nq, 0, 1, p), *out = hzeros(no), *att = hzeros(na);
     uint8_t *mask = hold(calloc((size_t)(B * T), 1));
@@ -1029,6 +1030,13 @@ static void attn_case(cg_precision p, int64_t B, int64_t T, int64_t C, int H, in
     OK(cg_cuda_attention_backward(ctx, p, CG_GRAD_ADD, zdq, gdo, gq, ga, B, T, C, H));
     OK(cg_cuda_attention_backward(ctx, p, CG_GRAD_SET, sdq, gdo, gq, ga, B, T, C, H));
     same_bits(name, "dqkv", p, sdq, zdq, nq);
+    cg_cuda_set_attn_in_place(ctx, 1);
+}
+
+/* both paths: products on q, k, v in place (pointer-array batches, the default) and on permuted copies */
+static void attn_case(cg_precision p, int64_t B, int64_t T, int64_t C, int H, int causal, int masked) {
+    attn_case_on(p, B, T, C, H, causal, masked, 1);
+    attn_case_on(p, B, T, C, H, causal, masked, 0);
 }
 
 static void test_attention(void) {

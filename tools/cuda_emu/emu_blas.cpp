@@ -229,6 +229,46 @@ extern "C" cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOpe
     return CUBLAS_STATUS_SUCCESS;
 }
 
+/* The pointer arrays are device memory (read here as the library would: after the stream's
+ * earlier work, which the emulator has done); each batch's operands are checked like GemmEx's.
+ * A dry run checks the arrays' own extent only: the kernels that would have filled them did not run. */
+extern "C" cublasStatus_t cublasGemmBatchedEx(cublasHandle_t h, cublasOperation_t transa, cublasOperation_t transb,
+                                              int m, int n, int k, const void *alpha, const void *const Aarray[],
+                                              cudaDataType_t Atype, int lda, const void *const Barray[],
+                                              cudaDataType_t Btype, int ldb, const void *beta, void *const Carray[],
+                                              cudaDataType_t Ctype, int ldc, int batch, cublasComputeType_t compute,
+                                              cublasGemmAlgo_t algo) {
+    (void)algo;
+    if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
+    const char *fn = "cublasGemmBatchedEx";
+    cublasStatus_t s = check_gemm(fn, transa, transb, m, n, k, Atype, lda, Btype, ldb, Ctype, ldc, compute);
+    if (s) return s;
+    if (batch < 0) return bad(fn, "negative batch count");
+    if (batch == 0) return CUBLAS_STATUS_SUCCESS;
+    const void *arrays[3] = {Aarray, Barray, Carray};
+    for (int a = 0; a < 3; a++)
+        if (!arrays[a] || !cg_emu_in_device_memory(arrays[a], (size_t)batch * sizeof(void *))) {
+            fprintf(stderr, "cuda_emu: %s: the %c pointer array (%d pointers at %p) is not inside one device allocation\n",
+                    fn, "ABC"[a], batch, arrays[a]);
+            return CUBLAS_STATUS_INVALID_VALUE;
+        }
+    if (cg_emu_dry()) {
+        cg_emu_dry_count_gemm();
+        return CUBLAS_STATUS_SUCCESS;
+    }
+    for (int i = 0; i < batch; i++)
+        if ((s = operand_in_memory(fn, "A", Aarray[i], Atype, transa == CUBLAS_OP_N ? m : k, transa == CUBLAS_OP_N ? k : m,
+                                   lda)) ||
+            (s = operand_in_memory(fn, "B", Barray[i], Btype, transb == CUBLAS_OP_N ? k : n, transb == CUBLAS_OP_N ? n : k,
+                                   ldb)) ||
+            (s = operand_in_memory(fn, "C", Carray[i], Ctype, m, n, ldc)))
+            return s;
+    for (int i = 0; i < batch && m > 0 && n > 0; i++)
+        gemm(transa, transb, m, n, k, *(const float *)alpha, Aarray[i], Atype, lda, Barray[i], Btype, ldb,
+             *(const float *)beta, Carray[i], Ctype, ldc, Carray[i], Ctype, ldc, NULL);
+    return CUBLAS_STATUS_SUCCESS;
+}
+
 /* ---------------------------------------------------------------- cuBLASLt */
 
 extern "C" cublasStatus_t cublasLtCreate(cublasLtHandle_t *h) {

@@ -200,6 +200,7 @@ extern "C" long cg_cuda_lt_plan_builds(const cg_cuda_ctx *ctx) { return ctx->lt_
 
 extern "C" void cg_cuda_set_use_lt(cg_cuda_ctx *ctx, int on) { ctx->use_lt = on != 0; }
 extern "C" void cg_cuda_set_dw_planes(cg_cuda_ctx *ctx, int on) { ctx->dw_tiles = on == 0; }
+extern "C" void cg_cuda_set_attn_in_place(cg_cuda_ctx *ctx, int on) { ctx->attn_permute = on == 0; }
 
 extern "C" int cg_cuda_check_faults(cg_cuda_ctx *ctx) {
     unsigned int f = 0;

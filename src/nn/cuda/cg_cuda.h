@@ -86,6 +86,11 @@ void cg_cuda_set_use_lt(cg_cuda_ctx *ctx, int on);
  * of 4 planes), which also serve larger planes and other k. Both give the same forward bits.
  * For tests and the benchmark's comparison. */
 void cg_cuda_set_dw_planes(cg_cuda_ctx *ctx, int on);
+/* Attention's products read q, k, v (and dO) where they are and write O and dq, dk, dv into place
+ * (pointer-array batched GEMMs over (batch, head)) when on (default); off: q, k, v, dO are first
+ * permuted into [B, H, T, D] copies and the results permuted back (strided-batched GEMMs). For
+ * tests and the benchmark's comparison. */
+void cg_cuda_set_attn_in_place(cg_cuda_ctx *ctx, int on);
 /* cuBLASLt plans (descriptors + heuristic's algorithm) built so far. A linear shape is planned
  * once per context and reused (up to 64 shapes; more are planned per call). For tests. */
 long cg_cuda_lt_plan_builds(const cg_cuda_ctx *ctx);

@@ -9,9 +9,14 @@
  *   P = softmax_j(S) -> att (X); a row with no |   dQ += dS K / sqrt(D)
  *     allowed key is all 0                     |   dK += dS^T Q / sqrt(D)
  *   O = P V -> out[b, :, h*D:(h+1)*D]          |
- * The strided qkv layout cannot be one strided batch over (b, h) (two strides), so q, k, v (and dO)
- * are first permuted into [B, H, L, D] copies in scratch; every product is then ONE
- * cublasGemmStridedBatchedEx over B*H batches, with the row-major mapping of cuda_gemm.cu.
+ * The strided qkv layout cannot be one strided batch over (b, h) (two strides). Default ("in
+ * place"): a small kernel writes, per product, a device array of B*H operand pointers (q of head
+ * h of text b at qkv + b L 3C + h D, and so on), and every product is ONE cublasGemmBatchedEx
+ * reading q, k, v, dO where they are (leading dimension 3C or C) and writing O into `out` and
+ * dq, dk, dv into `dqkv` directly (beta = 1 adds): no copies. With cg_cuda_set_attn_in_place(ctx,
+ * 0): q, k, v (and dO) are first permuted into [B, H, L, D] copies in scratch, each product is
+ * one cublasGemmStridedBatchedEx, and O, dq, dk, dv are permuted back (the first version, kept
+ * for comparison). Both use the row-major mapping of cuda_gemm.cu.
  * S and dP are fp32 (cuBLAS writes fp32 from bf16 operands), so the softmax and its backward see
  * unrounded scores in bf16 mode; P and dS are X because they feed the next products.
  * Softmax kernels: one warp per row. The re-layouts: a block per row of qkv (below).
@@ -130,16 +135,88 @@ static int attn_dims(int64_t B, int64_t L, int64_t C, int H) {
     return CG_OK;
 }
 
+/* Scratch of the permuting path's backward (its largest): 7 [B, H, L, D] copies, dP (fp32), dS (X) */
+static size_t attn_permute_scratch(size_t es, int64_t B, int64_t T, int64_t C, int64_t H) {
+    size_t bhld = cg_align_up((size_t)(B * T * C) * es, 256), bhll = (size_t)(B * H * T * T);
+    return 7 * bhld + cg_align_up(bhll * sizeof(float), 256) + cg_align_up(bhll * es, 256);
+}
+/* Scratch of the in-place path's backward (its largest): dP (fp32), dS (X), ATTN_PTRS arrays of B*H pointers */
+#define ATTN_PTRS 10
+static size_t attn_in_place_scratch(size_t es, int64_t B, int64_t T, int64_t H) {
+    size_t bhll = (size_t)(B * H * T * T);
+    return cg_align_up(bhll * sizeof(float), 256) + cg_align_up(bhll * es, 256) +
+           cg_align_up((size_t)(ATTN_PTRS * B * H) * sizeof(void *), 256);
+}
+
 extern "C" size_t cg_cuda_attention_scratch_bytes(cg_precision p, int64_t B, int64_t T, int64_t C, int n_heads) {
-    size_t es = cg_prec_size(p);
-    size_t bhld = cg_align_up((size_t)(B * T * C) * es, 256);
-    size_t bhll = (size_t)(B * n_heads * T * T);
-    return 7 * bhld + cg_align_up(bhll * sizeof(float), 256) + cg_align_up(bhll * es, 256);  /* the backward's */
+    size_t es = cg_prec_size(p), a = attn_permute_scratch(es, B, T, C, n_heads), b = attn_in_place_scratch(es, B, T, n_heads);
+    return a > b ? a : b;   /* either path may be chosen at run time (cg_cuda_set_attn_in_place) */
+}
+
+/* ---------------------------------------------------------------- in place: operand pointers
+ * out[s * BH + i] = base[s] + b * sb[s] + h * sh[s] (bytes) for i = b H + h < BH: the operand of
+ * head h of text b for product operand s. */
+struct attn_ptr_set {
+    const char *base[ATTN_PTRS];
+    int64_t sb[ATTN_PTRS], sh[ATTN_PTRS];
+    int n;
+};
+static void attn_ptr_add(attn_ptr_set *set, const void *base, int64_t sb, int64_t sh) {
+    set->base[set->n] = (const char *)base;
+    set->sb[set->n] = sb;
+    set->sh[set->n] = sh;
+    set->n++;
+}
+__global__ void attn_ptrs_kernel(const void **out, attn_ptr_set set, int64_t H, int64_t BH) {
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= BH) return;
+    int64_t b = i / H, h = i - b * H;
+    for (int s = 0; s < set.n; s++) out[s * BH + i] = set.base[s] + b * set.sb[s] + h * set.sh[s];
+}
+static int attn_ptrs(cg_cuda_ctx *ctx, const void **out, const attn_ptr_set *set, int64_t H, int64_t BH) {
+    attn_ptrs_kernel<<<cg_grid(BH, 256), 256, 0, ctx->stream>>>(out, *set, H, BH);
+    CG_CUDA_CHECK_LAUNCH(ctx, "attn_ptrs_kernel");
+    return CG_OK;
+}
+
+template <typename T>
+static void attn_softmax(cg_cuda_ctx *ctx, void *att, const float *S, int64_t H, int64_t L, int64_t rows, int causal,
+                         const uint8_t *key_mask) {
+    attn_softmax_kernel<T><<<(unsigned int)((rows + CG_WARPS - 1) / CG_WARPS), CG_BLOCK, 0, ctx->stream>>>(
+        (T *)att, S, H, L, rows, causal, key_mask);
+}
+
+/* S = Q K^T scale (fp32), P = softmax -> att, O = P V -> out: q, k, v read in qkv, O written in out */
+template <typename T>
+static int attn_forward_in_place(cg_cuda_ctx *ctx, cg_precision p, void *out, void *att, const void *qkv, int64_t B,
+                                 int64_t L, int64_t C, int64_t H, int causal, const uint8_t *key_mask) {
+    int64_t D = C / H, BH = B * H, rows = BH * L, es = (int64_t)sizeof(T);
+    size_t bhll = cg_align_up((size_t)(rows * L) * sizeof(float), 256);
+    CG_SCRATCH_NEED(ctx, bhll + (size_t)(6 * BH) * sizeof(void *), "attention forward");
+    float *S = (float *)ctx->scratch;
+    const void **P = (const void **)((char *)ctx->scratch + bhll);
+    attn_ptr_set set = {};
+    const char *q = (const char *)qkv;
+    attn_ptr_add(&set, q, L * 3 * C * es, D * es);                 /* 0 Q */
+    attn_ptr_add(&set, q + C * es, L * 3 * C * es, D * es);        /* 1 K */
+    attn_ptr_add(&set, q + 2 * C * es, L * 3 * C * es, D * es);    /* 2 V */
+    attn_ptr_add(&set, S, H * L * L * 4, L * L * 4);               /* 3 S */
+    attn_ptr_add(&set, att, H * L * L * es, L * L * es);           /* 4 P */
+    attn_ptr_add(&set, out, L * C * es, D * es);                   /* 5 O */
+    CG_TRY(attn_ptrs(ctx, P, &set, H, BH));
+    float scale = 1.0f / sqrtf((float)D);
+    CG_TRY(cg_cuda_gemm_ptr_batched(ctx, p, 0, 1, L, L, D, scale, P, 3 * C, P + BH, 3 * C, 0.0f, (void *const *)(P + 3 * BH),
+                                    L, BH, 1));
+    attn_softmax<T>(ctx, att, S, H, L, rows, causal, key_mask);
+    CG_CUDA_CHECK_LAUNCH(ctx, "attn_softmax_kernel");
+    return cg_cuda_gemm_ptr_batched(ctx, p, 0, 0, L, D, L, 1.0f, P + 4 * BH, L, P + 2 * BH, 3 * C, 0.0f,
+                                    (void *const *)(P + 5 * BH), C, BH, 0);
 }
 
 template <typename T>
 static int attn_forward(cg_cuda_ctx *ctx, cg_precision p, void *out, void *att, const void *qkv, int64_t B, int64_t L,
                         int64_t C, int64_t H, int causal, const uint8_t *key_mask) {
+    if (!ctx->attn_permute) return attn_forward_in_place<T>(ctx, p, out, att, qkv, B, L, C, H, causal, key_mask);
     int64_t D = C / H, BH = B * H, n = B * L * C, rows = BH * L;
     size_t bhld = cg_align_up((size_t)n * sizeof(T), 256), bhll = cg_align_up((size_t)(rows * L) * sizeof(float), 256);
     CG_SCRATCH_NEED(ctx, 4 * bhld + bhll, "attention forward");
@@ -151,8 +228,7 @@ static int attn_forward(cg_cuda_ctx *ctx, cg_precision p, void *out, void *att, 
     attn_permute_kernel<T><<<nrows, CG_BLOCK, 0, ctx->stream>>>(q, k, v, (const T *)qkv, (int)H, (int)L, (int)D, 1);
     CG_CUDA_CHECK_LAUNCH(ctx, "attn_permute_kernel");
     CG_TRY(cg_cuda_gemm_batched(ctx, p, 0, 1, L, L, D, scale, q, D, L * D, k, D, L * D, 0.0f, S, L, L * L, BH, 1));
-    attn_softmax_kernel<T><<<(unsigned int)((rows + CG_WARPS - 1) / CG_WARPS), CG_BLOCK, 0, ctx->stream>>>(
-        (T *)att, S, H, L, rows, causal, key_mask);
+    attn_softmax<T>(ctx, att, S, H, L, rows, causal, key_mask);
     CG_CUDA_CHECK_LAUNCH(ctx, "attn_softmax_kernel");
     CG_TRY(cg_cuda_gemm_batched(ctx, p, 0, 0, L, D, L, 1.0f, att, L, L * L, v, D, L * D, 0.0f, o, D, L * D, BH, 0));
     attn_unpermute_kernel<T><<<nrows, CG_BLOCK, 0, ctx->stream>>>((T *)out, o, (int)H, (int)L, (int)D);
@@ -170,9 +246,50 @@ extern "C" int cg_cuda_attention_forward(cg_cuda_ctx *ctx, cg_precision p, void 
     return attn_forward<float>(ctx, p, out, att, qkv, B, T, C, n_heads, causal, key_mask);
 }
 
+/* dP = dO V^T (fp32), dV (+)= P^T dO, dS = P (dP - rowsum(P dP)), dQ (+)= dS K scale, dK (+)= dS^T Q scale:
+ * q, k, v read in qkv, dO in dout, dq, dk, dv written (beta 0) or added (beta 1) in dqkv */
+template <typename T>
+static int attn_backward_in_place(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dqkv, const void *dout,
+                                  const void *qkv, const void *att, int64_t B, int64_t L, int64_t C, int64_t H) {
+    int64_t D = C / H, BH = B * H, rows = BH * L, es = (int64_t)sizeof(T);
+    size_t bhll_f = cg_align_up((size_t)(rows * L) * sizeof(float), 256);
+    size_t bhll_x = cg_align_up((size_t)(rows * L) * sizeof(T), 256);
+    CG_SCRATCH_NEED(ctx, bhll_f + bhll_x + (size_t)(ATTN_PTRS * BH) * sizeof(void *), "attention backward");
+    float *dP = (float *)ctx->scratch;
+    T *dS = (T *)((char *)ctx->scratch + bhll_f);
+    const void **P = (const void **)((char *)ctx->scratch + bhll_f + bhll_x);
+    attn_ptr_set set = {};
+    const char *q = (const char *)qkv, *dq = (const char *)dqkv;
+    attn_ptr_add(&set, q, L * 3 * C * es, D * es);                 /* 0 Q */
+    attn_ptr_add(&set, q + C * es, L * 3 * C * es, D * es);        /* 1 K */
+    attn_ptr_add(&set, q + 2 * C * es, L * 3 * C * es, D * es);    /* 2 V */
+    attn_ptr_add(&set, dout, L * C * es, D * es);                  /* 3 dO */
+    attn_ptr_add(&set, att, H * L * L * es, L * L * es);           /* 4 P */
+    attn_ptr_add(&set, dP, H * L * L * 4, L * L * 4);              /* 5 dP */
+    attn_ptr_add(&set, dS, H * L * L * es, L * L * es);            /* 6 dS */
+    attn_ptr_add(&set, dq, L * 3 * C * es, D * es);                /* 7 dQ */
+    attn_ptr_add(&set, dq + C * es, L * 3 * C * es, D * es);       /* 8 dK */
+    attn_ptr_add(&set, dq + 2 * C * es, L * 3 * C * es, D * es);   /* 9 dV */
+    CG_TRY(attn_ptrs(ctx, P, &set, H, BH));
+#define AP(s) (P + (s) * BH)
+#define AW(s) ((void *const *)(P + (s) * BH))
+    float scale = 1.0f / sqrtf((float)D), beta = mode == CG_GRAD_SET ? 0.0f : 1.0f;
+    CG_TRY(cg_cuda_gemm_ptr_batched(ctx, p, 0, 1, L, L, D, 1.0f, AP(3), C, AP(2), 3 * C, 0.0f, AW(5), L, BH, 1));
+    CG_TRY(cg_cuda_gemm_ptr_batched(ctx, p, 1, 0, L, D, L, 1.0f, AP(4), L, AP(3), C, beta, AW(9), 3 * C, BH, 0));
+    attn_softmax_bwd_kernel<T><<<(unsigned int)((rows + CG_WARPS - 1) / CG_WARPS), CG_BLOCK, 0, ctx->stream>>>(
+        dS, (const T *)att, dP, L, rows);
+    CG_CUDA_CHECK_LAUNCH(ctx, "attn_softmax_bwd_kernel");
+    CG_TRY(cg_cuda_gemm_ptr_batched(ctx, p, 0, 0, L, D, L, scale, AP(6), L, AP(1), 3 * C, beta, AW(7), 3 * C, BH, 0));
+    CG_TRY(cg_cuda_gemm_ptr_batched(ctx, p, 1, 0, L, D, L, scale, AP(6), L, AP(0), 3 * C, beta, AW(8), 3 * C, BH, 0));
+#undef AP
+#undef AW
+    return CG_OK;
+}
+
 template <typename T>
 static int attn_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dqkv, const void *dout, const void *qkv,
                          const void *att, int64_t B, int64_t L, int64_t C, int64_t H) {
+    if (!ctx->attn_permute) return attn_backward_in_place<T>(ctx, p, mode, dqkv, dout, qkv, att, B, L, C, H);
     int64_t D = C / H, BH = B * H, n = B * L * C, rows = BH * L;
     size_t bhld = cg_align_up((size_t)n * sizeof(T), 256);
     size_t bhll_f = cg_align_up((size_t)(rows * L) * sizeof(float), 256);

@@ -54,6 +54,7 @@ struct cg_cuda_ctx {
     unsigned int *faults;   /* device word: bit flags of data faults (CG_CUDA_FAULT_*) */
     int use_lt;
     int dw_tiles;           /* 1: depthwise convs on the tile kernels only (cg_cuda_set_dw_planes(ctx, 0)) */
+    int attn_permute;       /* 1: attention on permuted copies (cg_cuda_set_attn_in_place(ctx, 0)) */
     int sync_each;          /* CLIPGRID_CUDA_SYNC=1 */
     cg_lt_plan lt_plans[CG_LT_PLANS];
     int n_lt_plans;         /* when full, further shapes are planned per call and not kept */
@@ -178,6 +179,11 @@ int cg_cuda_gemm(cg_cuda_ctx *ctx, cg_precision p, int transA, int transB, int64
 int cg_cuda_gemm_batched(cg_cuda_ctx *ctx, cg_precision p, int transA, int transB, int64_t M, int64_t N, int64_t K,
                          float alpha, const void *A, int64_t lda, int64_t sA, const void *B, int64_t ldb, int64_t sB,
                          float beta, void *C, int64_t ldc, int64_t sC, int64_t batch, int c_fp32);
+/* Batched over arbitrary operands: A, B, C are device arrays of `batch` device pointers
+ * (cublasGemmBatchedEx); otherwise as cg_cuda_gemm_batched. */
+int cg_cuda_gemm_ptr_batched(cg_cuda_ctx *ctx, cg_precision p, int transA, int transB, int64_t M, int64_t N, int64_t K,
+                             float alpha, const void *const *A, int64_t lda, const void *const *B, int64_t ldb,
+                             float beta, void *const *C, int64_t ldc, int64_t batch, int c_fp32);
 /* dst[c] += sum over the M contiguous values of row c of src ([C, M], X type), deterministic. */
 int cg_cuda_rowsum_acc(cg_cuda_ctx *ctx, cg_precision p, float *dst, const void *src, int64_t C, int64_t M);
 /* dst[c] += sum_r src[r, c] over the rows of src ([R, C], X type), deterministic. */

@@ -39,7 +39,27 @@ int cg_cuda_gemm(cg_cuda_ctx *ctx, cg_precision p, int transA, int transB, int64
     CG_CUBLAS_CHECK(cublasGemmEx(ctx->blas, transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N,
                                  (int)N, (int)M, (int)K, &alpha, B, ab, (int)ldb, A, ab, (int)lda, &beta, C, ct,
                                  (int)ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-    cg_cuda_profile_mark_(ctx, "cublasGemmEx");
+    /* the profile tells the weight-gradient products (fp32 out; StarNet's 1x1 convs: a few
+     * thousand outputs over K = N*H*W up to 800k) from the rest */
+    cg_cuda_profile_mark_(ctx, c_fp32 ? "cublasGemmEx (fp32 out: weight gradients, loss)" : "cublasGemmEx");
+    return CG_OK;
+}
+
+int cg_cuda_gemm_ptr_batched(cg_cuda_ctx *ctx, cg_precision p, int transA, int transB, int64_t M, int64_t N, int64_t K,
+                             float alpha, const void *const *A, int64_t lda, const void *const *B, int64_t ldb,
+                             float beta, void *const *C, int64_t ldc, int64_t batch, int c_fp32) {
+    CG_CHECK_PREC(p);
+    if (M == 0 || N == 0 || batch == 0) return CG_OK;
+    CG_CUDA_ARG(fits_int(M) && fits_int(N) && K >= 1 && fits_int(K) && fits_int(batch), "M=%lld N=%lld K=%lld batch=%lld",
+                (long long)M, (long long)N, (long long)K, (long long)batch);
+    CG_CUDA_ARG(fits_int(lda) && fits_int(ldb) && fits_int(ldc), "leading dimensions beyond int");
+    CG_CUDA_ARG(lda >= (transA ? M : K) && ldb >= (transB ? K : N) && ldc >= N, "lda=%lld ldb=%lld ldc=%lld too small",
+                (long long)lda, (long long)ldb, (long long)ldc);
+    cudaDataType_t ab = cg_cuda_dtype(p), ct = c_fp32 ? CUDA_R_32F : ab;
+    CG_CUBLAS_CHECK(cublasGemmBatchedEx(ctx->blas, transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                        (int)N, (int)M, (int)K, &alpha, B, ab, (int)ldb, A, ab, (int)lda, &beta, C, ct,
+                                        (int)ldc, (int)batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    cg_cuda_profile_mark_(ctx, "cublasGemmBatchedEx");
     return CG_OK;
 }
 

@@ -40,6 +40,11 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t transa, cublasOp
                             const void *alpha, const void *A, cudaDataType_t Atype, int lda, const void *B,
                             cudaDataType_t Btype, int ldb, const void *beta, void *C, cudaDataType_t Ctype, int ldc,
                             cublasComputeType_t compute, cublasGemmAlgo_t algo);
+cublasStatus_t cublasGemmBatchedEx(cublasHandle_t h, cublasOperation_t transa, cublasOperation_t transb, int m, int n,
+                                   int k, const void *alpha, const void *const Aarray[], cudaDataType_t Atype, int lda,
+                                   const void *const Barray[], cudaDataType_t Btype, int ldb, const void *beta,
+                                   void *const Carray[], cudaDataType_t Ctype, int ldc, int batch,
+                                   cublasComputeType_t compute, cublasGemmAlgo_t algo);
 cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t transa, cublasOperation_t transb, int m,
                                           int n, int k, const void *alpha, const void *A, cudaDataType_t Atype, int lda,
                                           long long strideA, const void *B, cudaDataType_t Btype, int ldb,
