@@ -494,6 +494,22 @@ static void *dw_case_on(const char *name, cg_precision p, int64_t C, int64_t N, 
     void *gx = dev_x(p, x, nx), *gw = dev_x(p, w, nw), *gb = dev_x(p, b, C), *gy = dev_nan(p, nx);
     OK(cg_cuda_dwconv2d_forward(ctx, p, gy, gx, gw, gb, C, N, H, W, k));
     compare(name, "y", p, host_x(p, gy, nx), y, nx, tol(p, TOL_FWD, 1e-2));
+    /* with the residual and DropPath in the store: res + s[n] y (a scale of 0 drops a sample) */
+    float *res = hrand(nx, 0, 1, p), *sc = hrand(N, 0, 1, CG_PREC_FP32), *yr = hzeros(nx);
+    sc[0] = 0.0f;
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t i = 0; i < H * W; i++) {
+                int64_t e = (c * N + n) * H * W + i;
+                yr[e] = res[e] + sc[n] * y[e];
+            }
+    void *gres = dev_x(p, res, nx), *gyr = dev_nan(p, nx);
+    float *gsc = dev_f(sc, N);
+    OK(cg_cuda_dwconv2d_forward_residual(ctx, p, gyr, gx, gw, gb, gres, gsc, C, N, H, W, k));
+    compare(name, "res + s y", p, host_x(p, gyr, nx), yr, nx, tol(p, TOL_FWD, 1e-2));
+    OK(cg_cuda_dwconv2d_forward_residual(ctx, p, gyr, gx, gw, gb, gres, NULL, C, N, H, W, k));
+    for (int64_t e = 0; e < nx; e++) yr[e] = res[e] + y[e];
+    compare(name, "res + y", p, host_x(p, gyr, nx), yr, nx, tol(p, TOL_FWD, 1e-2));
     void *gdy = dev_x(p, dy, nx), *gdx = dev_x(p, dx0, nx);
     float *gdw = dev_f(dw0, nw), *gdb = dev_f(db0, C);
     OK(cg_cuda_dwconv2d_backward(ctx, p, CG_GRAD_ADD, gdx, gdw, gdb, gdy, gx, gw, C, N, H, W, k));

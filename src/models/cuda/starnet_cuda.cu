@@ -307,8 +307,9 @@ static int block_forward(cg_cuda_starnet *m, int k, const void *x, int h, int w)
                                       xoff(m, PX(m, b->f1.b), R), M, R * M));
     SN_TRY(cg_cuda_conv2d_forward(m->ctx, m->p, ba->gp, ba->z, PX(m, b->g.w), PX(m, b->g.b), R, N, h, w, C, 1, 1, 0));
     SN_TRY(bn_forward(m, b->g_bn, ba->gb, ba->gp, ba->mean2, ba->rstd2, C, M));
-    SN_TRY(cg_cuda_dwconv2d_forward(m->ctx, m->p, ba->out, ba->gb, PX(m, b->dw2.w), PX(m, b->dw2.b), C, N, h, w, 7));
-    return cg_cuda_residual_forward(m->ctx, m->p, ba->out, x, ba->out, block_scale(m, k), C, N, (int64_t)h * w);
+    /* out = x + DropPath(dw2(gb)): the residual in the conv's store (one pass) */
+    return cg_cuda_dwconv2d_forward_residual(m->ctx, m->p, ba->out, ba->gb, PX(m, b->dw2.w), PX(m, b->dw2.b), x,
+                                             block_scale(m, k), C, N, h, w, 7);
 }
 
 extern "C" int cg_cuda_starnet_forward(cg_cuda_starnet *m, const float *images, int train) {

@@ -524,11 +524,13 @@ __device__ __forceinline__ void dw_row_load(float (&xr)[4 * XV], const float *ro
     }
 }
 
-/* y (or y += when accumulate) for PL planes of channel c per block: blockIdx.x = c * G + group */
+/* y (or y += when accumulate, or y = res + s[n] y when res) for PL planes of channel c per block:
+ * blockIdx.x = c * G + group */
 template <typename T, int K>
 __global__ void __launch_bounds__(CG_BLOCK)
 dw_fwd_plane_kernel(T *__restrict__ y, const T *__restrict__ x, const T *__restrict__ w, const T *__restrict__ b,
-                    int64_t N, int H, int W, int PL, int SW, int flip, int accumulate) {
+                    int64_t N, int H, int W, int PL, int SW, int flip, int accumulate, const T *__restrict__ res,
+                    const float *__restrict__ scale) {
     constexpr int KK = K * K, pad = K / 2, XV = (DW_R + K - 1 + 3) / 4;
     extern __shared__ float4 dw_plane_smem[];
     float *xs = (float *)dw_plane_smem;
@@ -557,10 +559,18 @@ dw_fwd_plane_kernel(T *__restrict__ y, const T *__restrict__ x, const T *__restr
 #pragma unroll
                 for (int r = 0; r < DW_R; r++) acc[r] += wr[u * K + v] * xr[r + v];
         }
-        T *o = y + base + (int64_t)q * HW + h * W + w0;
+        int64_t off = base + (int64_t)q * HW + h * W + w0;
+        T *o = y + off;
+        if (res) {
+            const float s = scale ? scale[n0 + q] : 1.0f;
 #pragma unroll
-        for (int r = 0; r < DW_R; r++)
-            if (w0 + r < W) o[r] = stf<T>(accumulate ? ldf(o[r]) + acc[r] : acc[r]);
+            for (int r = 0; r < DW_R; r++)
+                if (w0 + r < W) o[r] = stf<T>(ldf(res[off + r]) + s * acc[r]);
+        } else {
+#pragma unroll
+            for (int r = 0; r < DW_R; r++)
+                if (w0 + r < W) o[r] = stf<T>(accumulate ? ldf(o[r]) + acc[r] : acc[r]);
+        }
     }
 }
 
@@ -635,22 +645,29 @@ static int dw_use_planes(const cg_cuda_ctx *ctx, int64_t N, int H, int W, int k,
     return !ctx->dw_tiles && (k == 3 || k == 5 || k == 7) && dw_plane_geom_for(N, H, W, k, g);
 }
 
+/* the whole-plane forward (dw_use_planes said yes) */
+template <typename T>
+static int dw_forward_planes(cg_cuda_ctx *ctx, const dw_plane_geom &g, T *y, const T *x, const T *w, const T *b,
+                             int64_t C, int64_t N, int H, int W, int k, int flip, int accumulate, const T *res,
+                             const float *scale) {
+    int64_t blocks = C * ((N + g.PL - 1) / g.PL);
+    CG_CUDA_ARG(blocks <= 0x7fffffffLL, "depthwise conv: %lld blocks beyond the grid limit", (long long)blocks);
+    dim3 grid((unsigned int)blocks);
+    switch (k) {
+    case 3: dw_fwd_plane_kernel<T, 3><<<grid, CG_BLOCK, g.smem, ctx->stream>>>(y, x, w, b, N, H, W, g.PL, g.SW, flip, accumulate, res, scale); break;
+    case 5: dw_fwd_plane_kernel<T, 5><<<grid, CG_BLOCK, g.smem, ctx->stream>>>(y, x, w, b, N, H, W, g.PL, g.SW, flip, accumulate, res, scale); break;
+    default: dw_fwd_plane_kernel<T, 7><<<grid, CG_BLOCK, g.smem, ctx->stream>>>(y, x, w, b, N, H, W, g.PL, g.SW, flip, accumulate, res, scale); break;
+    }
+    CG_CUDA_CHECK_LAUNCH(ctx, res ? "dw_fwd_plane_kernel(residual)" : "dw_fwd_plane_kernel");
+    return CG_OK;
+}
+
 template <typename T>
 static int dw_forward_any(cg_cuda_ctx *ctx, T *y, const T *x, const T *w, const T *b, int64_t C, int64_t N, int H,
                           int W, int k, int flip, int accumulate) {
     dw_plane_geom g;
-    if (dw_use_planes(ctx, N, H, W, k, &g)) {
-        int64_t blocks = C * ((N + g.PL - 1) / g.PL);
-        CG_CUDA_ARG(blocks <= 0x7fffffffLL, "depthwise conv: %lld blocks beyond the grid limit", (long long)blocks);
-        dim3 grid((unsigned int)blocks);
-        switch (k) {
-        case 3: dw_fwd_plane_kernel<T, 3><<<grid, CG_BLOCK, g.smem, ctx->stream>>>(y, x, w, b, N, H, W, g.PL, g.SW, flip, accumulate); break;
-        case 5: dw_fwd_plane_kernel<T, 5><<<grid, CG_BLOCK, g.smem, ctx->stream>>>(y, x, w, b, N, H, W, g.PL, g.SW, flip, accumulate); break;
-        default: dw_fwd_plane_kernel<T, 7><<<grid, CG_BLOCK, g.smem, ctx->stream>>>(y, x, w, b, N, H, W, g.PL, g.SW, flip, accumulate); break;
-        }
-        CG_CUDA_CHECK_LAUNCH(ctx, "dw_fwd_plane_kernel");
-        return CG_OK;
-    }
+    if (dw_use_planes(ctx, N, H, W, k, &g))
+        return dw_forward_planes<T>(ctx, g, y, x, w, b, C, N, H, W, k, flip, accumulate, (const T *)NULL, NULL);
     switch (dw_tile_for(W)) {
     case DW_TILE_32x8: {
         dim3 grid((unsigned int)(C * N), (unsigned int)((W + DW_TW - 1) / DW_TW), (unsigned int)((H + DW_TH - 1) / DW_TH));
@@ -680,6 +697,25 @@ extern "C" int cg_cuda_dwconv2d_forward(cg_cuda_ctx *ctx, cg_precision p, void *
                                     (int)W, k, 0, 0);
     return dw_forward_any<float>(ctx, (float *)y, (const float *)x, (const float *)w, (const float *)b, C, N, (int)H,
                                  (int)W, k, 0, 0);
+}
+
+extern "C" int cg_cuda_dwconv2d_forward_residual(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, const void *w,
+                                                 const void *b, const void *res, const float *scale, int64_t C,
+                                                 int64_t N, int64_t H, int64_t W, int k) {
+    CG_CHECK_PREC(p);
+    CG_CUDA_ARG(res != NULL && y != res && y != x, "res is required; y must not alias x or res");
+    CG_TRY(dw_check(C, N, H, W, k));
+    if (N == 0) return CG_OK;
+    dw_plane_geom g;
+    if (!dw_use_planes(ctx, N, (int)H, (int)W, k, &g)) {
+        CG_TRY(cg_cuda_dwconv2d_forward(ctx, p, y, x, w, b, C, N, H, W, k));
+        return cg_cuda_residual_forward(ctx, p, y, res, y, scale, C, N, H * W);
+    }
+    if (p == CG_PREC_BF16)
+        return dw_forward_planes<bf16>(ctx, g, (bf16 *)y, (const bf16 *)x, (const bf16 *)w, (const bf16 *)b, C, N, (int)H,
+                                       (int)W, k, 0, 0, (const bf16 *)res, scale);
+    return dw_forward_planes<float>(ctx, g, (float *)y, (const float *)x, (const float *)w, (const float *)b, C, N, (int)H,
+                                    (int)W, k, 0, 0, (const float *)res, scale);
 }
 
 /* partials per channel: at most 64 groups of planes (fewer when the scratch is small) */

@@ -61,6 +61,13 @@ int cg_cuda_dwconv2d_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const vo
 int cg_cuda_dwconv2d_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dx, float *dw, float *db, const void *dy,
                               const void *x, const void *w, int64_t C, int64_t N, int64_t H, int64_t W, int k);
 size_t cg_cuda_dwconv2d_scratch_bytes(int64_t C, int64_t N, int k);
+/* The forward with StarNet's residual and DropPath in its store: y[c, n] = res[c, n] + s[n] *
+ * dwconv(x)[c, n] (s = scale[n], or 1 when scale is NULL), one rounding in bf16 (the separate
+ * conv + residual round twice; fp32 gives the same bits). y must not alias x or res. On the
+ * whole-plane kernels one pass; otherwise the conv, then cg_cuda_residual_forward. */
+int cg_cuda_dwconv2d_forward_residual(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, const void *w,
+                                      const void *b, const void *res, const float *scale, int64_t C, int64_t N,
+                                      int64_t H, int64_t W, int k);
 
 /* ---------------------------------------------------------------- batchnorm (nn/batchnorm.h)
  * x, y [C, M] X (M = N*H*W contiguous per channel); gamma, beta [C] X; save_mean, save_rstd [C]
