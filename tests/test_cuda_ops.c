@@ -545,6 +545,7 @@ static void dw_case(cg_precision p, int64_t C, int64_t N, int64_t H, int64_t W, 
     void *gyt = dw_case_on(tname, p, C, N, H, W, k, x, w, b, dy, dx0, dw0, db0, y, dx, dw, db);
     cg_cuda_set_dw_planes(ctx, 1);
     same_bits(name, "y planes = tiles", p, gy, gyt, nx);
+    release_all();   /* ~60 buffers a case: within the keep list's limit */
 }
 
 static void test_dwconv2d(void) {
@@ -782,6 +783,14 @@ static void test_activations(void) {
                  cg_cuda_quick_gelu_backward);
         star_case(p, 1, n, 0);
         star_case(p, 7, 14287, 1);   /* per-channel biases folded in (the StarNet f1/f2 conv's) */
+        /* rows that are whole groups of 4: the 8- / 16-byte path (CG_VEC), same formulas */
+        act_case("relu6 x4", p, n - 3, 4.0f, cg_relu6_forward, cg_relu6_backward, cg_cuda_relu6_forward,
+                 cg_cuda_relu6_backward);
+        act_case("gelu x4", p, n - 3, 3.0f, cg_gelu_forward, cg_gelu_backward, cg_cuda_gelu_forward, cg_cuda_gelu_backward);
+        act_case("quick_gelu x4", p, n - 3, 3.0f, cg_quick_gelu_forward, cg_quick_gelu_backward,
+                 cg_cuda_quick_gelu_forward, cg_cuda_quick_gelu_backward);
+        star_case(p, 1, n - 3, 0);
+        star_case(p, 7, 14288, 1);
     }
     release_all();
 }
@@ -791,11 +800,14 @@ static void test_activations(void) {
 static void test_residual_pooling(void) {
     for (int i = 0; i < 2; i++) {
         cg_precision p = PRECS[i];
-        int64_t C = 3, N = 5, K = 77, n = C * N * K;
-        float scale[5];
-        cg_droppath_scales(&rng, scale, N, 0.4f, 1);
+        /* rows of N K = 385 values (one at a time) and 300 (4 at a time, groups across samples: K = 50) */
+        for (int shape = 0; shape < 2; shape++)
         for (int drop = 0; drop < 2; drop++) {
-            const char *name = drop ? "residual droppath" : "residual";
+            int64_t C = 3, N = shape ? 6 : 5, K = shape ? 50 : 77, n = C * N * K;
+            float scale[6];
+            cg_droppath_scales(&rng, scale, N, 0.4f, 1);
+            char name[48];
+            snprintf(name, sizeof name, "residual%s N%lld K%lld", drop ? " droppath" : "", (long long)N, (long long)K);
             float *x = hrand(n, 0, 1, p), *f = hrand(n, 0, 1, p), *dy = hrand(n, 0, 1, p);
             float *dx0 = hrand(n, 0, 1, p), *df0 = hrand(n, 0, 1, p);
             float *y = hzeros(n), *dx = hcopy(dx0, n), *df = hcopy(df0, n);

@@ -16,6 +16,8 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include <initializer_list>
+
 #include "nn/cuda/cg_cuda.h"
 #include "nn/cuda/cuda_check.h"
 
@@ -121,6 +123,30 @@ static inline dim3 cg_rows_grid(int64_t rows, int64_t cols) {
     int64_t gy = rows < 1 ? 1 : rows > 65535 ? 65535 : rows;
     int64_t cap = ((int64_t)1 << 20) / gy;   /* at most ~2^20 blocks in all */
     return dim3(cg_grid(cols, 256, cap < 1 ? 1 : cap), (unsigned int)gy);
+}
+
+/* V neighbouring X elements moved as one access (V = CG_VEC: 8 bytes of bf16, 16 of float) or one
+ * element (V = 1). Element-wise kernels take V as a template argument and walk their rows V at a
+ * time; the launch picks CG_VEC when cg_vec_ok says every row holds whole groups and every
+ * pointer is aligned, 1 otherwise. Each element's arithmetic is the same either way (same bits).
+ * Why: a 2-byte load per thread keeps too few bytes in flight to use the card's bandwidth. */
+#define CG_VEC 4
+template <typename T, int V> struct alignas(V * sizeof(T)) xvec { T v[V]; };
+template <typename T, int V> __device__ __forceinline__ xvec<T, V> ldv(const T *p) { return *(const xvec<T, V> *)p; }
+template <typename T, int V> __device__ __forceinline__ void stv(T *p, const xvec<T, V> &x) { *(xvec<T, V> *)p = x; }
+/* d[e] = v[e] (set) or d[e] + v[e], rounded once: put_grad for the V elements at d */
+template <typename T, int V> __device__ __forceinline__ void put_grad_v(T *d, const float (&v)[V], int set) {
+    xvec<T, V> o;
+    if (!set) o = ldv<T, V>(d);
+#pragma unroll
+    for (int e = 0; e < V; e++) o.v[e] = stf<T>(set ? v[e] : ldf(o.v[e]) + v[e]);
+    stv<T, V>(d, o);
+}
+static inline int cg_vec_ok(int64_t cols, size_t es, std::initializer_list<const void *> ptrs) {
+    if (cols % CG_VEC) return 0;
+    for (const void *q : ptrs)
+        if (q && ((uintptr_t)q % (CG_VEC * es))) return 0;
+    return 1;
 }
 
 /* The context's scratch, as a typed pointer, after checking it holds `bytes`. */

@@ -42,70 +42,108 @@ extern "C" int cg_cuda_nchw_to_cnhw(cg_cuda_ctx *ctx, cg_precision p, void *dst,
     return CG_OK;
 }
 
-/* ---------------------------------------------------------------- ReLU6 and star
- * ReLU6   y = min(max(x, 0), 6)          | dx += dy [0 < x < 6]
- * Star    z = relu6(a) b                 | da += dz b [0 < a < 6] ;  db += dz relu6(a)
- *         with per-channel biases (optional): a = a' + ba[i / M], b = b' + bb[i / M] (the bias of the
- *         1x1 conv that made a', b', added here instead of by a pass of its own over the conv's output)
- */
-__device__ __forceinline__ float relu6f(float x) { return x < 0.0f ? 0.0f : (x > 6.0f ? 6.0f : x); }
+/* Every kernel below walks a [rows, cols] view (ROW_STRIDE; rows = channels where a per-channel
+ * value is needed, else one row of n) V elements at a time (xvec: V = CG_VEC when cg_vec_ok, else
+ * 1), and computes each element as the formula says: the same bits for either V. */
 
-template <typename T> __global__ void relu6_fwd_kernel(T *y, const T *x, int64_t n) {
-    GRID_STRIDE(i, n) y[i] = stf<T>(relu6f(ldf(x[i])));
-}
-template <typename T> __global__ void relu6_bwd_kernel(T *dx, const T *dy, const T *x, int64_t n, int set) {
-    GRID_STRIDE(i, n) {
-        float v = ldf(x[i]);
-        put_grad(dx[i], ((v > 0.0f && v < 6.0f) ? ldf(dy[i]) : 0.0f), set);
-    }
-}
-/* the star op over rows = channels of cols = M values each (biased), or one row of n (no biases) */
-template <typename T>
-__device__ __forceinline__ void star_inputs(const T *a, const T *b, const T *ba, const T *bb, int64_t r, int64_t i,
-                                            float *av, float *bv) {
-    *av = ldf(a[i]);
-    *bv = ldf(b[i]);
-    if (ba) *av += ldf(ba[r]);
-    if (bb) *bv += ldf(bb[r]);
-}
-template <typename T>
-__global__ void star_fwd_kernel(T *z, const T *a, const T *b, const T *ba, const T *bb, int64_t rows, int64_t cols) {
-    ROW_STRIDE(r, rows, j, cols) {
-        int64_t i = r * cols + j;
-        float av, bv;
-        star_inputs(a, b, ba, bb, r, i, &av, &bv);
-        z[i] = stf<T>(relu6f(av) * bv);
-    }
-}
-template <typename T>
-__global__ void star_bwd_kernel(T *da, T *db, const T *dz, const T *a, const T *b, const T *ba, const T *bb,
-                                int64_t rows, int64_t cols, int set) {
-    ROW_STRIDE(r, rows, j, cols) {
-        int64_t i = r * cols + j;
-        float av, bv, g = ldf(dz[i]);
-        star_inputs(a, b, ba, bb, r, i, &av, &bv);
-        if (da) put_grad(da[i], ((av > 0.0f && av < 6.0f) ? g * bv : 0.0f), set);
-        if (db) put_grad(db[i], g * relu6f(av), set);
-    }
-}
-
-/* launch kernel<ET> over [rows, cols] (ROW_STRIDE) with ET the element type of p */
-#define LAUNCH_ROWS(p, kernel, rows, cols, ...) do { \
-    dim3 grid_ = cg_rows_grid((rows), (cols)); \
-    if ((p) == CG_PREC_BF16) { typedef bf16 ET; kernel<ET><<<grid_, 256, 0, ctx->stream>>>(__VA_ARGS__); } \
-    else { typedef float ET; kernel<ET><<<grid_, 256, 0, ctx->stream>>>(__VA_ARGS__); } \
+/* launch kernel<ET, V> over [rows, cols] with ET the element type of p and V = CG_VEC when `vec`
+ * (cols a multiple of CG_VEC, every pointer aligned), else 1 */
+#define LAUNCH_VEC(p, kernel, rows, cols, vec, ...) do { \
+    dim3 grid_ = cg_rows_grid((rows), (vec) ? (cols) / CG_VEC : (cols)); \
+    if ((p) == CG_PREC_BF16) { typedef bf16 ET; \
+        if (vec) kernel<ET, CG_VEC><<<grid_, 256, 0, ctx->stream>>>(__VA_ARGS__); \
+        else kernel<ET, 1><<<grid_, 256, 0, ctx->stream>>>(__VA_ARGS__); } \
+    else { typedef float ET; \
+        if (vec) kernel<ET, CG_VEC><<<grid_, 256, 0, ctx->stream>>>(__VA_ARGS__); \
+        else kernel<ET, 1><<<grid_, 256, 0, ctx->stream>>>(__VA_ARGS__); } \
     CG_CUDA_CHECK_LAUNCH(ctx, #kernel); \
 } while (0)
 
+/* ---------------------------------------------------------------- ReLU6 and star
+ * ReLU6   y = min(max(x, 0), 6)          | dx += dy [0 < x < 6]
+ * Star    z = relu6(a) b                 | da += dz b [0 < a < 6] ;  db += dz relu6(a)
+ *         with per-channel biases (optional): a = a' + ba[c], b = b' + bb[c] (the bias of the 1x1
+ *         conv that made a', b', added here instead of by a pass of its own over the conv's output)
+ */
+__device__ __forceinline__ float relu6f(float x) { return x < 0.0f ? 0.0f : (x > 6.0f ? 6.0f : x); }
+
+template <typename T, int V> __global__ void relu6_fwd_kernel(T *y, const T *x, int64_t n) {
+    ROW_STRIDE(r, 1, jv, n / V) {
+        const int64_t i = r * n + jv * V;
+        xvec<T, V> xv = ldv<T, V>(x + i), yv;
+#pragma unroll
+        for (int e = 0; e < V; e++) yv.v[e] = stf<T>(relu6f(ldf(xv.v[e])));
+        stv<T, V>(y + i, yv);
+    }
+}
+template <typename T, int V> __global__ void relu6_bwd_kernel(T *dx, const T *dy, const T *x, int64_t n, int set) {
+    ROW_STRIDE(r, 1, jv, n / V) {
+        const int64_t i = r * n + jv * V;
+        xvec<T, V> xv = ldv<T, V>(x + i), gv = ldv<T, V>(dy + i);
+        float d[V];
+#pragma unroll
+        for (int e = 0; e < V; e++) {
+            float v = ldf(xv.v[e]);
+            d[e] = (v > 0.0f && v < 6.0f) ? ldf(gv.v[e]) : 0.0f;
+        }
+        put_grad_v<T, V>(dx + i, d, set);
+    }
+}
+/* the star op over rows = channels of cols = M values each (biased), or one row of n (no biases) */
+template <typename T, int V>
+__device__ __forceinline__ void star_inputs(const T *a, const T *b, const T *ba, const T *bb, int64_t r, int64_t i,
+                                            float (&av)[V], float (&bv)[V]) {
+    xvec<T, V> a4 = ldv<T, V>(a + i), b4 = ldv<T, V>(b + i);
+#pragma unroll
+    for (int e = 0; e < V; e++) {
+        av[e] = ldf(a4.v[e]);
+        bv[e] = ldf(b4.v[e]);
+        if (ba) av[e] += ldf(ba[r]);
+        if (bb) bv[e] += ldf(bb[r]);
+    }
+}
+template <typename T, int V>
+__global__ void star_fwd_kernel(T *z, const T *a, const T *b, const T *ba, const T *bb, int64_t rows, int64_t cols) {
+    ROW_STRIDE(r, rows, jv, cols / V) {
+        const int64_t i = r * cols + jv * V;
+        float av[V], bv[V];
+        star_inputs<T, V>(a, b, ba, bb, r, i, av, bv);
+        xvec<T, V> zv;
+#pragma unroll
+        for (int e = 0; e < V; e++) zv.v[e] = stf<T>(relu6f(av[e]) * bv[e]);
+        stv<T, V>(z + i, zv);
+    }
+}
+template <typename T, int V>
+__global__ void star_bwd_kernel(T *da, T *db, const T *dz, const T *a, const T *b, const T *ba, const T *bb,
+                                int64_t rows, int64_t cols, int set) {
+    ROW_STRIDE(r, rows, jv, cols / V) {
+        const int64_t i = r * cols + jv * V;
+        float av[V], bv[V], ga[V], gb[V];
+        star_inputs<T, V>(a, b, ba, bb, r, i, av, bv);
+        xvec<T, V> gv = ldv<T, V>(dz + i);
+#pragma unroll
+        for (int e = 0; e < V; e++) {
+            float g = ldf(gv.v[e]);
+            ga[e] = (av[e] > 0.0f && av[e] < 6.0f) ? g * bv[e] : 0.0f;
+            gb[e] = g * relu6f(av[e]);
+        }
+        if (da) put_grad_v<T, V>(da + i, ga, set);
+        if (db) put_grad_v<T, V>(db + i, gb, set);
+    }
+}
+
 extern "C" int cg_cuda_relu6_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, int64_t n) {
     EW_ARGS(p, n);
-    LAUNCH_EW(p, relu6_fwd_kernel, n, (ET *)y, (const ET *)x, n);
+    int vec = cg_vec_ok(n, cg_prec_size(p), {y, x});
+    LAUNCH_VEC(p, relu6_fwd_kernel, 1, n, vec, (ET *)y, (const ET *)x, n);
     return CG_OK;
 }
 extern "C" int cg_cuda_relu6_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dx, const void *dy, const void *x,
                                       int64_t n) {
     EW_ARGS(p, n);
-    LAUNCH_EW(p, relu6_bwd_kernel, n, (ET *)dx, (const ET *)dy, (const ET *)x, n, (int)mode);
+    int vec = cg_vec_ok(n, cg_prec_size(p), {dx, dy, x});
+    LAUNCH_VEC(p, relu6_bwd_kernel, 1, n, vec, (ET *)dx, (const ET *)dy, (const ET *)x, n, (int)mode);
     return CG_OK;
 }
 #define STAR_ARGS(p, n, M, ba, bb) do { EW_ARGS(p, n); \
@@ -116,8 +154,9 @@ extern "C" int cg_cuda_star_relu6_forward(cg_cuda_ctx *ctx, cg_precision p, void
                                           const void *bias_a, const void *bias_b, int64_t M, int64_t n) {
     STAR_ARGS(p, n, M, bias_a, bias_b);
     int64_t rows = bias_a || bias_b ? n / M : 1, cols = n / rows;
-    LAUNCH_ROWS(p, star_fwd_kernel, rows, cols, (ET *)z, (const ET *)a, (const ET *)b, (const ET *)bias_a,
-                (const ET *)bias_b, rows, cols);
+    int vec = cg_vec_ok(cols, cg_prec_size(p), {z, a, b});
+    LAUNCH_VEC(p, star_fwd_kernel, rows, cols, vec, (ET *)z, (const ET *)a, (const ET *)b, (const ET *)bias_a,
+               (const ET *)bias_b, rows, cols);
     return CG_OK;
 }
 extern "C" int cg_cuda_star_relu6_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *da, void *db,
@@ -126,8 +165,9 @@ extern "C" int cg_cuda_star_relu6_backward(cg_cuda_ctx *ctx, cg_precision p, cg_
     STAR_ARGS(p, n, M, bias_a, bias_b);
     if (!da && !db) return CG_OK;
     int64_t rows = bias_a || bias_b ? n / M : 1, cols = n / rows;
-    LAUNCH_ROWS(p, star_bwd_kernel, rows, cols, (ET *)da, (ET *)db, (const ET *)dz, (const ET *)a, (const ET *)b,
-                (const ET *)bias_a, (const ET *)bias_b, rows, cols, (int)mode);
+    int vec = cg_vec_ok(cols, cg_prec_size(p), {da, db, dz, a, b});
+    LAUNCH_VEC(p, star_bwd_kernel, rows, cols, vec, (ET *)da, (ET *)db, (const ET *)dz, (const ET *)a, (const ET *)b,
+               (const ET *)bias_a, (const ET *)bias_b, rows, cols, (int)mode);
     return CG_OK;
 }
 
@@ -139,53 +179,78 @@ extern "C" int cg_cuda_star_relu6_backward(cg_cuda_ctx *ctx, cg_precision p, cg_
 #define INV_SQRT2 0.70710678118654752440f
 #define INV_SQRT_2PI 0.39894228040143267794f
 
-template <typename T> __global__ void gelu_fwd_kernel(T *y, const T *x, int64_t n) {
-    GRID_STRIDE(i, n) {
-        float v = ldf(x[i]);
-        y[i] = stf<T>(0.5f * v * (1.0f + erff(v * INV_SQRT2)));
-    }
-}
-template <typename T> __global__ void gelu_bwd_kernel(T *dx, const T *dy, const T *x, int64_t n, int set) {
-    GRID_STRIDE(i, n) {
-        float v = ldf(x[i]);
-        float cdf = 0.5f * (1.0f + erff(v * INV_SQRT2)), pdf = INV_SQRT_2PI * expf(-0.5f * v * v);
-        put_grad(dx[i], ldf(dy[i]) * (cdf + v * pdf), set);
-    }
+__device__ __forceinline__ float gelu_f(float v) { return 0.5f * v * (1.0f + erff(v * INV_SQRT2)); }
+__device__ __forceinline__ float gelu_grad_f(float v) {
+    float cdf = 0.5f * (1.0f + erff(v * INV_SQRT2)), pdf = INV_SQRT_2PI * expf(-0.5f * v * v);
+    return cdf + v * pdf;
 }
 __device__ __forceinline__ float sigmoid_f(float v) { return 1.0f / (1.0f + expf(-v)); }
-template <typename T> __global__ void qgelu_fwd_kernel(T *y, const T *x, int64_t n) {
-    GRID_STRIDE(i, n) {
-        float v = ldf(x[i]);
-        y[i] = stf<T>(v * sigmoid_f(1.702f * v));
+__device__ __forceinline__ float qgelu_f(float v) { return v * sigmoid_f(1.702f * v); }
+__device__ __forceinline__ float qgelu_grad_f(float v) {
+    float s = sigmoid_f(1.702f * v);
+    return s + 1.702f * v * s * (1.0f - s);
+}
+
+/* y = act(x) ; dx (+)= dy act'(x), act = GELU (QUICK = 0) or QuickGELU (QUICK = 1) */
+template <typename T, int V, int QUICK> __device__ __forceinline__ void act_fwd_body(T *y, const T *x, int64_t n) {
+    ROW_STRIDE(r, 1, jv, n / V) {
+        const int64_t i = r * n + jv * V;
+        xvec<T, V> xv = ldv<T, V>(x + i), yv;
+#pragma unroll
+        for (int e = 0; e < V; e++) {
+            float v = ldf(xv.v[e]);
+            yv.v[e] = stf<T>(QUICK ? qgelu_f(v) : gelu_f(v));
+        }
+        stv<T, V>(y + i, yv);
     }
 }
-template <typename T> __global__ void qgelu_bwd_kernel(T *dx, const T *dy, const T *x, int64_t n, int set) {
-    GRID_STRIDE(i, n) {
-        float v = ldf(x[i]), s = sigmoid_f(1.702f * v);
-        put_grad(dx[i], ldf(dy[i]) * (s + 1.702f * v * s * (1.0f - s)), set);
+template <typename T, int V, int QUICK>
+__device__ __forceinline__ void act_bwd_body(T *dx, const T *dy, const T *x, int64_t n, int set) {
+    ROW_STRIDE(r, 1, jv, n / V) {
+        const int64_t i = r * n + jv * V;
+        xvec<T, V> xv = ldv<T, V>(x + i), gv = ldv<T, V>(dy + i);
+        float d[V];
+#pragma unroll
+        for (int e = 0; e < V; e++) {
+            float v = ldf(xv.v[e]);
+            d[e] = ldf(gv.v[e]) * (QUICK ? qgelu_grad_f(v) : gelu_grad_f(v));
+        }
+        put_grad_v<T, V>(dx + i, d, set);
     }
+}
+template <typename T, int V> __global__ void gelu_fwd_kernel(T *y, const T *x, int64_t n) { act_fwd_body<T, V, 0>(y, x, n); }
+template <typename T, int V> __global__ void gelu_bwd_kernel(T *dx, const T *dy, const T *x, int64_t n, int set) {
+    act_bwd_body<T, V, 0>(dx, dy, x, n, set);
+}
+template <typename T, int V> __global__ void qgelu_fwd_kernel(T *y, const T *x, int64_t n) { act_fwd_body<T, V, 1>(y, x, n); }
+template <typename T, int V> __global__ void qgelu_bwd_kernel(T *dx, const T *dy, const T *x, int64_t n, int set) {
+    act_bwd_body<T, V, 1>(dx, dy, x, n, set);
 }
 
 extern "C" int cg_cuda_gelu_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, int64_t n) {
     EW_ARGS(p, n);
-    LAUNCH_EW(p, gelu_fwd_kernel, n, (ET *)y, (const ET *)x, n);
+    int vec = cg_vec_ok(n, cg_prec_size(p), {y, x});
+    LAUNCH_VEC(p, gelu_fwd_kernel, 1, n, vec, (ET *)y, (const ET *)x, n);
     return CG_OK;
 }
 extern "C" int cg_cuda_gelu_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dx, const void *dy, const void *x,
                                      int64_t n) {
     EW_ARGS(p, n);
-    LAUNCH_EW(p, gelu_bwd_kernel, n, (ET *)dx, (const ET *)dy, (const ET *)x, n, (int)mode);
+    int vec = cg_vec_ok(n, cg_prec_size(p), {dx, dy, x});
+    LAUNCH_VEC(p, gelu_bwd_kernel, 1, n, vec, (ET *)dx, (const ET *)dy, (const ET *)x, n, (int)mode);
     return CG_OK;
 }
 extern "C" int cg_cuda_quick_gelu_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, int64_t n) {
     EW_ARGS(p, n);
-    LAUNCH_EW(p, qgelu_fwd_kernel, n, (ET *)y, (const ET *)x, n);
+    int vec = cg_vec_ok(n, cg_prec_size(p), {y, x});
+    LAUNCH_VEC(p, qgelu_fwd_kernel, 1, n, vec, (ET *)y, (const ET *)x, n);
     return CG_OK;
 }
 extern "C" int cg_cuda_quick_gelu_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dx, const void *dy, const void *x,
                                            int64_t n) {
     EW_ARGS(p, n);
-    LAUNCH_EW(p, qgelu_bwd_kernel, n, (ET *)dx, (const ET *)dy, (const ET *)x, n, (int)mode);
+    int vec = cg_vec_ok(n, cg_prec_size(p), {dx, dy, x});
+    LAUNCH_VEC(p, qgelu_bwd_kernel, 1, n, vec, (ET *)dx, (const ET *)dy, (const ET *)x, n, (int)mode);
     return CG_OK;
 }
 
@@ -197,26 +262,36 @@ extern "C" int cg_cuda_quick_gelu_backward(cg_cuda_ctx *ctx, cg_precision p, cg_
 __device__ __forceinline__ int64_t residual_sample(int64_t j, int64_t K, int64_t cols) {
     return cols <= 0x7fffffffLL ? (int64_t)((uint32_t)j / (uint32_t)K) : j / K;
 }
-template <typename T>
+template <typename T, int V>
 __global__ void residual_fwd_kernel(T *y, const T *x, const T *f, const float *__restrict__ scale, int64_t rows,
                                     int64_t cols, int64_t K) {
-    ROW_STRIDE(r, rows, j, cols) {
-        int64_t i = r * cols + j;
-        float s = scale ? scale[residual_sample(j, K, cols)] : 1.0f;
-        y[i] = stf<T>(ldf(x[i]) + s * ldf(f[i]));
+    ROW_STRIDE(r, rows, jv, cols / V) {
+        const int64_t i = r * cols + jv * V;
+        xvec<T, V> xv = ldv<T, V>(x + i), fv = ldv<T, V>(f + i), yv;
+        int64_t j = i - r * cols;
+#pragma unroll
+        for (int e = 0; e < V; e++) {
+            float s = scale ? scale[residual_sample(j + e, K, cols)] : 1.0f;
+            yv.v[e] = stf<T>(ldf(xv.v[e]) + s * ldf(fv.v[e]));
+        }
+        stv<T, V>(y + i, yv);
     }
 }
-template <typename T>
+template <typename T, int V>
 __global__ void residual_bwd_kernel(T *dx, T *df, const T *dy, const float *__restrict__ scale, int64_t rows,
                                     int64_t cols, int64_t K, int set) {
-    ROW_STRIDE(r, rows, j, cols) {
-        int64_t i = r * cols + j;
-        float g = ldf(dy[i]);
-        if (dx) put_grad(dx[i], g, set);
-        if (df) {
-            float s = scale ? scale[residual_sample(j, K, cols)] : 1.0f;
-            put_grad(df[i], s * g, set);
+    ROW_STRIDE(r, rows, jv, cols / V) {
+        const int64_t i = r * cols + jv * V;
+        xvec<T, V> gv = ldv<T, V>(dy + i);
+        int64_t j = i - r * cols;
+        float g[V], gs[V];
+#pragma unroll
+        for (int e = 0; e < V; e++) {
+            g[e] = ldf(gv.v[e]);
+            gs[e] = (scale ? scale[residual_sample(j + e, K, cols)] : 1.0f) * g[e];
         }
+        if (dx) put_grad_v<T, V>(dx + i, g, set);
+        if (df) put_grad_v<T, V>(df + i, gs, set);
     }
 }
 
@@ -226,7 +301,8 @@ extern "C" int cg_cuda_residual_forward(cg_cuda_ctx *ctx, cg_precision p, void *
     CG_CUDA_ARG(C >= 0 && N >= 0 && K >= 0, "C=%lld N=%lld K=%lld", (long long)C, (long long)N, (long long)K);
     int64_t n = C * N * K;
     if (n == 0) return CG_OK;
-    LAUNCH_ROWS(p, residual_fwd_kernel, C, N * K, (ET *)y, (const ET *)x, (const ET *)f, scale, C, N * K, K);
+    int vec = cg_vec_ok(N * K, cg_prec_size(p), {y, x, f});
+    LAUNCH_VEC(p, residual_fwd_kernel, C, N * K, vec, (ET *)y, (const ET *)x, (const ET *)f, scale, C, N * K, K);
     return CG_OK;
 }
 extern "C" int cg_cuda_residual_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dx, void *df, const void *dy,
@@ -235,7 +311,8 @@ extern "C" int cg_cuda_residual_backward(cg_cuda_ctx *ctx, cg_precision p, cg_gr
     CG_CUDA_ARG(C >= 0 && N >= 0 && K >= 0, "C=%lld N=%lld K=%lld", (long long)C, (long long)N, (long long)K);
     int64_t n = C * N * K;
     if (n == 0 || (!dx && !df)) return CG_OK;
-    LAUNCH_ROWS(p, residual_bwd_kernel, C, N * K, (ET *)dx, (ET *)df, (const ET *)dy, scale, C, N * K, K, (int)mode);
+    int vec = cg_vec_ok(N * K, cg_prec_size(p), {dx, df, dy});
+    LAUNCH_VEC(p, residual_bwd_kernel, C, N * K, vec, (ET *)dx, (ET *)df, (const ET *)dy, scale, C, N * K, K, (int)mode);
     return CG_OK;
 }
 

@@ -318,13 +318,26 @@ __global__ void bn_eval_coef_kernel(const T *__restrict__ xb, const T *__restric
 }
 
 /* y[c, i] = ca[c] x[c, i] + cb[c]   (y may alias x) */
-template <typename T>
+template <typename T, int V>
 __global__ void chan_affine_kernel(T *y, const T *x, const float *__restrict__ ca, const float *__restrict__ cb,
                                    int64_t C, int64_t M) {
-    ROW_STRIDE(c, C, j, M) {
-        int64_t i = c * M + j;
-        y[i] = stf<T>(ca[c] * ldf(x[i]) + cb[c]);
+    ROW_STRIDE(c, C, jv, M / V) {
+        const int64_t i = c * M + jv * V;
+        xvec<T, V> xv = ldv<T, V>(x + i), yv;
+#pragma unroll
+        for (int e = 0; e < V; e++) yv.v[e] = stf<T>(ca[c] * ldf(xv.v[e]) + cb[c]);
+        stv<T, V>(y + i, yv);
     }
+}
+/* chan_affine_kernel V elements at a time where rows and pointers allow (cg_vec_ok) */
+template <typename T>
+static int chan_affine(cg_cuda_ctx *ctx, void *y, const void *x, const float *ca, const float *cb, int64_t C, int64_t M) {
+    if (cg_vec_ok(M, sizeof(T), {y, x}))
+        chan_affine_kernel<T, CG_VEC><<<cg_rows_grid(C, M / CG_VEC), 256, 0, ctx->stream>>>((T *)y, (const T *)x, ca, cb, C, M);
+    else
+        chan_affine_kernel<T, 1><<<cg_rows_grid(C, M), 256, 0, ctx->stream>>>((T *)y, (const T *)x, ca, cb, C, M);
+    CG_CUDA_CHECK_LAUNCH(ctx, "chan_affine_kernel");
+    return CG_OK;
 }
 
 /* dgamma += sgx ; dbeta += sg ; k = gamma rstd ; mg = sg/M, mgx = sgx/M (train) or 0 (eval) */
@@ -348,15 +361,21 @@ __global__ void bn_bwd_finalize_kernel(const double *__restrict__ part, int64_t 
 }
 
 /* dx += k (dy - mg - xhat mgx),  xhat = (x - mean) rstd */
-template <typename T>
+template <typename T, int V>
 __global__ void bn_bwd_apply_kernel(T *__restrict__ dx, const T *__restrict__ dy, const T *__restrict__ x,
                                     const float *__restrict__ mean, const float *__restrict__ rstd,
                                     const float *__restrict__ ck, const float *__restrict__ cmg,
                                     const float *__restrict__ cmgx, int64_t C, int64_t M, int set) {
-    ROW_STRIDE(c, C, j, M) {
-        int64_t i = c * M + j;
-        float xh = (ldf(x[i]) - mean[c]) * rstd[c];
-        put_grad(dx[i], ck[c] * (ldf(dy[i]) - cmg[c] - xh * cmgx[c]), set);
+    ROW_STRIDE(c, C, jv, M / V) {
+        const int64_t i = c * M + jv * V;
+        xvec<T, V> xv = ldv<T, V>(x + i), gv = ldv<T, V>(dy + i);
+        float d[V];
+#pragma unroll
+        for (int e = 0; e < V; e++) {
+            float xh = (ldf(xv.v[e]) - mean[c]) * rstd[c];
+            d[e] = ck[c] * (ldf(gv.v[e]) - cmg[c] - xh * cmgx[c]);
+        }
+        put_grad_v<T, V>(dx + i, d, set);
     }
 }
 
@@ -376,8 +395,7 @@ static int bn_forward_train(cg_cuda_ctx *ctx, void *y, const void *x, const void
                                                     (const T *)beta, eps, momentum, rm, rv, save_mean, save_rstd, s.f0,
                                                     s.f1);
     CG_CUDA_CHECK_LAUNCH(ctx, "bn_stats_kernel");
-    chan_affine_kernel<T><<<cg_rows_grid(C, M), 256, 0, ctx->stream>>>((T *)y, (const T *)x, s.f0, s.f1, C, M);
-    CG_CUDA_CHECK_LAUNCH(ctx, "chan_affine_kernel");
+    CG_TRY(chan_affine<T>(ctx, y, x, s.f0, s.f1, C, M));
     return CG_OK;
 }
 
@@ -419,8 +437,12 @@ static int bn_backward(cg_cuda_ctx *ctx, cg_grad_mode mode, void *dx, float *dga
                                                            dbeta, s->f0, s->f1, s->f2);
     CG_CUDA_CHECK_LAUNCH(ctx, "bn_bwd_finalize_kernel");
     if (dx) {
-        bn_bwd_apply_kernel<T><<<cg_rows_grid(C, M), 256, 0, ctx->stream>>>(
-            (T *)dx, (const T *)dy, (const T *)x, mean, rstd, s->f0, s->f1, s->f2, C, M, (int)mode);
+        if (cg_vec_ok(M, sizeof(T), {dx, dy, x}))
+            bn_bwd_apply_kernel<T, CG_VEC><<<cg_rows_grid(C, M / CG_VEC), 256, 0, ctx->stream>>>(
+                (T *)dx, (const T *)dy, (const T *)x, mean, rstd, s->f0, s->f1, s->f2, C, M, (int)mode);
+        else
+            bn_bwd_apply_kernel<T, 1><<<cg_rows_grid(C, M), 256, 0, ctx->stream>>>(
+                (T *)dx, (const T *)dy, (const T *)x, mean, rstd, s->f0, s->f1, s->f2, C, M, (int)mode);
         CG_CUDA_CHECK_LAUNCH(ctx, "bn_bwd_apply_kernel");
     }
     return CG_OK;
@@ -447,8 +469,7 @@ static int bn_forward_eval(cg_cuda_ctx *ctx, void *y, const void *x, const void 
     bn_eval_coef_kernel<T><<<cg_grid(C, 256), 256, 0, ctx->stream>>>((const T *)xb, (const T *)gamma, (const T *)beta, rm, rv, eps, C,
                                                                       s.f0, s.f1, s.f2);
     CG_CUDA_CHECK_LAUNCH(ctx, "bn_eval_coef_kernel");
-    chan_affine_kernel<T><<<cg_rows_grid(C, M), 256, 0, ctx->stream>>>((T *)y, (const T *)x, s.f0, s.f1, C, M);
-    CG_CUDA_CHECK_LAUNCH(ctx, "chan_affine_kernel");
+    CG_TRY(chan_affine<T>(ctx, y, x, s.f0, s.f1, C, M));
     return CG_OK;
 }
 
