@@ -20,7 +20,8 @@ typedef struct {
 } red_plan;
 
 /* P chunks of `target` items (at most 1024), fewer when the partials (P * lanes * 2 doubles)
- * would not fit in `avail` bytes of scratch; every chunk is non-empty. */
+ * would not fit in `avail` bytes of scratch; every chunk is non-empty and, when longer than
+ * CG_VEC, a whole number of CG_VEC groups. */
 static int plan(int64_t n_items, int64_t lanes, int64_t target, size_t avail, red_plan *pl, const char *what) {
     int64_t P = (n_items + target - 1) / target;
     if (P > 1024) P = 1024;
@@ -29,6 +30,7 @@ static int plan(int64_t n_items, int64_t lanes, int64_t target, size_t avail, re
     CG_CUDA_ARG(maxP >= 1, "%s: scratch too small for %lld partial sums", what, (long long)lanes);
     if (P > maxP) P = maxP;
     pl->chunk = (n_items + P - 1) / P;
+    if (pl->chunk > CG_VEC) pl->chunk = (pl->chunk + CG_VEC - 1) / CG_VEC * CG_VEC;   /* whole groups (chan_partials) */
     pl->P = (n_items + pl->chunk - 1) / pl->chunk;
     return CG_OK;
 }
@@ -38,7 +40,7 @@ static int plan(int64_t n_items, int64_t lanes, int64_t target, size_t avail, re
  *   RED_SUM:    s0 = sum x
  *   RED_BWD:    s0 = sum dy,  s1 = sum dy * (x - mean[c]) * rstd[c]
  * part[(c * P + p) * 2 + {0, 1}] = s0, s1. */
-template <typename T, int MODE>
+template <typename T, int MODE, int V>
 __global__ void __launch_bounds__(CG_BLOCK)
 chan_partials_kernel(const T *__restrict__ x, const T *__restrict__ dy, const float *__restrict__ mean,
                      const float *__restrict__ rstd, int64_t M, int64_t P, int64_t chunk,
@@ -49,14 +51,22 @@ chan_partials_kernel(const T *__restrict__ x, const T *__restrict__ dy, const fl
     const T *xc = x + c * M;
     double s0 = 0.0, s1 = 0.0;
     if (MODE == RED_SUM) {
-        for (int64_t i = i0 + threadIdx.x; i < i1; i += CG_BLOCK) s0 += (double)ldf(xc[i]);
+        for (int64_t i = i0 + (int64_t)threadIdx.x * V; i < i1; i += CG_BLOCK * V) {
+            xvec<T, V> xv = ldv<T, V>(xc + i);
+#pragma unroll
+            for (int e = 0; e < V; e++) s0 += (double)ldf(xv.v[e]);
+        }
     } else {
         const T *gc = dy + c * M;
         float mu = mean[c], rs = rstd[c];
-        for (int64_t i = i0 + threadIdx.x; i < i1; i += CG_BLOCK) {
-            float g = ldf(gc[i]);
-            s0 += (double)g;
-            s1 += (double)g * (double)((ldf(xc[i]) - mu) * rs);
+        for (int64_t i = i0 + (int64_t)threadIdx.x * V; i < i1; i += CG_BLOCK * V) {
+            xvec<T, V> gv = ldv<T, V>(gc + i), xv = ldv<T, V>(xc + i);
+#pragma unroll
+            for (int e = 0; e < V; e++) {
+                float g = ldf(gv.v[e]);
+                s0 += (double)g;
+                s1 += (double)g * (double)((ldf(xv.v[e]) - mu) * rs);
+            }
         }
     }
     s0 = block_sum_d(s0, shm);
@@ -67,11 +77,18 @@ chan_partials_kernel(const T *__restrict__ x, const T *__restrict__ dy, const fl
     }
 }
 
+/* CG_VEC elements per access when every chunk and row holds whole groups and the pointers are
+ * aligned (plan() makes chunks multiples of CG_VEC), else one */
 template <typename T, int MODE>
 static int chan_partials(cg_cuda_ctx *ctx, const void *x, const void *dy, const float *mean,
                          const float *rstd, int64_t C, int64_t M, const red_plan *pl, double *part) {
-    chan_partials_kernel<T, MODE><<<(unsigned int)(C * pl->P), CG_BLOCK, 0, ctx->stream>>>(
-        (const T *)x, (const T *)dy, mean, rstd, M, pl->P, pl->chunk, part);
+    unsigned int grid = (unsigned int)(C * pl->P);
+    if (pl->chunk % CG_VEC == 0 && cg_vec_ok(M, sizeof(T), {x, dy}))
+        chan_partials_kernel<T, MODE, CG_VEC><<<grid, CG_BLOCK, 0, ctx->stream>>>(
+            (const T *)x, (const T *)dy, mean, rstd, M, pl->P, pl->chunk, part);
+    else
+        chan_partials_kernel<T, MODE, 1><<<grid, CG_BLOCK, 0, ctx->stream>>>(
+            (const T *)x, (const T *)dy, mean, rstd, M, pl->P, pl->chunk, part);
     CG_CUDA_CHECK_LAUNCH(ctx, "chan_partials_kernel");
     return CG_OK;
 }
