@@ -473,6 +473,7 @@ static void test_conv2d(void) {
         cg_precision p = PRECS[i];
         conv_case(ctx, "", p, 3, 3, 17, 15, 8, 3, 2, 1, 1);    /* stem */
         conv_case(ctx, "", p, 5, 2, 9, 9, 6, 3, 2, 1, 1);      /* downsampler */
+        conv_case(ctx, "", p, 3, 4, 9, 11, 5, 3, 2, 1, 1);     /* 4-column groups across output rows and images */
         conv_case(ctx, "", p, 7, 3, 6, 5, 5, 1, 1, 0, 1);      /* 1x1: one GEMM */
         conv_case(ctx, "", p, 4, 2, 7, 8, 3, 3, 1, 1, 0);      /* stride 1, no bias */
         conv_case(ctx, "", p, 3, 2, 8, 10, 4, 2, 2, 0, 1);     /* k2 s2 */

@@ -18,11 +18,21 @@
  * ([Cout, N*Ho*Wo] with leading dimension N*Ho*Wo), so each group is one GEMM.
  */
 
+/* the launch shape of im2col and col2im: x covers `per` elements of a row (at most 4096 blocks), y the rows */
+static dim3 rows_grid(int64_t per, int64_t rows) {
+    int64_t bx = (per + 255) / 256;
+    if (bx > 4096) bx = 4096;
+    if (bx < 1) bx = 1;
+    return dim3((unsigned)bx, (unsigned)(rows < 65535 ? rows : 65535), 1);
+}
+
 /* col[r, q] for r = (c k + u) k + v < Cin k k, q = (n - n0) Ho Wo + i Wo + j < g Ho Wo.
- * Grid: y over the rows r (c, u, v once per block row), x over the columns q. The column buffer
- * lives in the scratch (far below 2^31 elements), so the index arithmetic is 32-bit (a 64-bit
- * division costs several times a 32-bit one); only the addresses are 64-bit. */
-template <typename T>
+ * Grid: y over the rows r (c, u, v once per block row), x over groups of V columns q (V = CG_VEC
+ * when a row holds whole groups: one 8- / 16-byte store and one index split per group, the next
+ * columns stepped without dividing; else 1). The column buffer lives in the scratch (far below
+ * 2^31 elements), so the index arithmetic is 32-bit (a 64-bit division costs several times a
+ * 32-bit one); only the addresses are 64-bit. */
+template <typename T, int V>
 __global__ void im2col_kernel(T *__restrict__ col, const T *__restrict__ x, int Cin, int64_t N, int H, int W, int k,
                               int s, int pad, int Ho, int Wo, int64_t n0, int g) {
     int HoWo = Ho * Wo, cols = g * HoWo, KK = Cin * k * k;
@@ -30,14 +40,36 @@ __global__ void im2col_kernel(T *__restrict__ col, const T *__restrict__ x, int 
         int c = r / (k * k), uv = r - c * (k * k), u = uv / k, v = uv - u * k;
         const T *xc = x + ((int64_t)c * N + n0) * H * W;
         T *cr = col + (int64_t)r * cols;
-        for (int q = blockIdx.x * blockDim.x + threadIdx.x; q < cols; q += gridDim.x * blockDim.x) {
+        for (int q = (blockIdx.x * blockDim.x + threadIdx.x) * V; q < cols; q += gridDim.x * blockDim.x * V) {
             int nl = q / HoWo, ij = q - nl * HoWo, i = ij / Wo, j = ij - i * Wo;
-            int h = i * s - pad + u, w = j * s - pad + v;
-            T val = stf<T>(0.0f);
-            if (h >= 0 && h < H && w >= 0 && w < W) val = xc[((int64_t)nl * H + h) * W + w];
-            cr[q] = val;
+            xvec<T, V> out;
+#pragma unroll
+            for (int e = 0; e < V; e++) {
+                int h = i * s - pad + u, w = j * s - pad + v;
+                out.v[e] = (h >= 0 && h < H && w >= 0 && w < W) ? xc[((int64_t)nl * H + h) * W + w] : stf<T>(0.0f);
+                if (++j == Wo) {   /* the next column: (nl, i, j + 1) with carries */
+                    j = 0;
+                    if (++i == Ho) { i = 0; nl++; }
+                }
+            }
+            stv<T, V>(cr + q, out);
         }
     }
+}
+
+/* im2col of images [n0, n0 + g) into col (the launch: rows_grid over groups of columns) */
+template <typename T>
+static int im2col(cg_cuda_ctx *ctx, T *col, const T *x, int64_t Cin, int64_t N, int64_t H, int64_t W, int k, int stride,
+                  int pad, int64_t Ho, int64_t Wo, int64_t n0, int64_t g) {
+    int64_t cols = g * Ho * Wo, KK = Cin * k * k;
+    if (cg_vec_ok(cols, sizeof(T), {col}))
+        im2col_kernel<T, CG_VEC><<<rows_grid(cols / CG_VEC, KK), 256, 0, ctx->stream>>>(
+            col, x, (int)Cin, N, (int)H, (int)W, k, stride, pad, (int)Ho, (int)Wo, n0, (int)g);
+    else
+        im2col_kernel<T, 1><<<rows_grid(cols, KK), 256, 0, ctx->stream>>>(col, x, (int)Cin, N, (int)H, (int)W, k, stride,
+                                                                          pad, (int)Ho, (int)Wo, n0, (int)g);
+    CG_CUDA_CHECK_LAUNCH(ctx, "im2col_kernel");
+    return CG_OK;
 }
 
 /* dx[c, n0 + nl, h, w] (+)= sum_{u, v} dcol[(c k + u) k + v, nl Ho Wo + i Wo + j]
@@ -70,14 +102,6 @@ __global__ void col2im_kernel(T *__restrict__ dx, const T *__restrict__ dcol, in
             put_grad(dxc[e], acc, set);
         }
     }
-}
-
-/* the launch shape of both: x covers `per` elements of a row (at most 4096 blocks), y the rows */
-static dim3 rows_grid(int64_t per, int64_t rows) {
-    int64_t bx = (per + 255) / 256;
-    if (bx > 4096) bx = 4096;
-    if (bx < 1) bx = 1;
-    return dim3((unsigned)bx, (unsigned)(rows < 65535 ? rows : 65535), 1);
 }
 
 static int conv_dims(int64_t Cin, int64_t N, int64_t H, int64_t W, int64_t Cout, int k, int stride, int pad,
@@ -121,9 +145,7 @@ static int conv_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x
     T *col = (T *)ctx->scratch;
     for (int64_t n0 = 0; n0 < N; n0 += g) {
         int64_t gn = N - n0 < g ? N - n0 : g, cols = gn * HoWo;
-        im2col_kernel<T><<<rows_grid(cols, KK), 256, 0, ctx->stream>>>(col, (const T *)x, (int)Cin, N, (int)H, (int)W, k,
-                                                                       stride, pad, (int)Ho, (int)Wo, n0, (int)gn);
-        CG_CUDA_CHECK_LAUNCH(ctx, "im2col_kernel");
+        CG_TRY(im2col<T>(ctx, col, (const T *)x, Cin, N, H, W, k, stride, pad, Ho, Wo, n0, gn));
         CG_TRY(cg_cuda_gemm(ctx, p, 0, 0, Cout, cols, KK, 1.0f, w, KK, col, cols, beta, (char *)y + (size_t)(n0 * HoWo) * es,
                             M, 0));
     }
@@ -166,9 +188,7 @@ static int conv_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, vo
     for (int64_t n0 = 0; n0 < N; n0 += g) {
         int64_t gn = N - n0 < g ? N - n0 : g, cols = gn * HoWo;
         const char *dyg = (const char *)dy + (size_t)(n0 * HoWo) * es;
-        im2col_kernel<T><<<rows_grid(cols, KK), 256, 0, ctx->stream>>>(col, (const T *)x, (int)Cin, N, (int)H, (int)W, k,
-                                                                       stride, pad, (int)Ho, (int)Wo, n0, (int)gn);
-        CG_CUDA_CHECK_LAUNCH(ctx, "im2col_kernel");
+        CG_TRY(im2col<T>(ctx, col, (const T *)x, Cin, N, H, W, k, stride, pad, Ho, Wo, n0, gn));
         CG_TRY(cg_cuda_gemm(ctx, p, 0, 1, Cout, KK, cols, 1.0f, dyg, M, col, cols, 1.0f, dw, KK, 1));
         if (dx) {
             CG_TRY(cg_cuda_gemm(ctx, p, 1, 0, KK, cols, Cout, 1.0f, w, KK, dyg, M, 0.0f, dcol, cols, 0));
