@@ -535,7 +535,9 @@ extern "C" int cg_cuda_batchnorm_backward_eval(cg_cuda_ctx *ctx, cg_precision p,
  * The row is re-read from memory (L1/L2) per pass rather than held in registers, so any C works.
  */
 
-template <typename T>
+/* One warp per row; lane l takes the V-wide groups at V l, V l + 32 V, ... (V = CG_VEC when the
+ * row length and every pointer allow 8- / 16-byte accesses, else 1). */
+template <typename T, int V>
 __global__ void __launch_bounds__(CG_BLOCK)
 ln_forward_kernel(T *y, float *__restrict__ mean, float *__restrict__ rstd, const T *x, const T *__restrict__ w,
                   const T *__restrict__ b, int64_t N, int64_t C, float eps) {
@@ -545,18 +547,32 @@ ln_forward_kernel(T *y, float *__restrict__ mean, float *__restrict__ rstd, cons
     const T *xr = x + row * C;
     T *yr = y + row * C;
     float s = 0.0f;
-    for (int64_t c = lane; c < C; c += 32) s += ldf(xr[c]);
+    for (int64_t c = lane * V; c < C; c += 32 * V) {
+        xvec<T, V> xv = ldv<T, V>(xr + c);
+#pragma unroll
+        for (int e = 0; e < V; e++) s += ldf(xv.v[e]);
+    }
     float mu = warp_sum(s) / (float)C;
     float v = 0.0f;
-    for (int64_t c = lane; c < C; c += 32) {
-        float d = ldf(xr[c]) - mu;
-        v += d * d;
+    for (int64_t c = lane * V; c < C; c += 32 * V) {
+        xvec<T, V> xv = ldv<T, V>(xr + c);
+#pragma unroll
+        for (int e = 0; e < V; e++) {
+            float d = ldf(xv.v[e]) - mu;
+            v += d * d;
+        }
     }
     float rs = 1.0f / sqrtf(warp_sum(v) / (float)C + eps);
-    for (int64_t c = lane; c < C; c += 32) {
-        float o = (ldf(xr[c]) - mu) * rs * ldf(w[c]);
-        if (b) o += ldf(b[c]);
-        yr[c] = stf<T>(o);
+    for (int64_t c = lane * V; c < C; c += 32 * V) {
+        xvec<T, V> xv = ldv<T, V>(xr + c), wv = ldv<T, V>(w + c), bv, yv;
+        if (b) bv = ldv<T, V>(b + c);
+#pragma unroll
+        for (int e = 0; e < V; e++) {
+            float o = (ldf(xv.v[e]) - mu) * rs * ldf(wv.v[e]);
+            if (b) o += ldf(bv.v[e]);
+            yv.v[e] = stf<T>(o);
+        }
+        stv<T, V>(yr + c, yv);
     }
     if (lane == 0) {
         mean[row] = mu;
@@ -564,7 +580,7 @@ ln_forward_kernel(T *y, float *__restrict__ mean, float *__restrict__ rstd, cons
     }
 }
 
-template <typename T>
+template <typename T, int V>
 __global__ void __launch_bounds__(CG_BLOCK)
 ln_backward_dx_kernel(T *__restrict__ dx, const T *__restrict__ dy, const T *__restrict__ x,
                       const float *__restrict__ mean, const float *__restrict__ rstd, const T *__restrict__ w,
@@ -576,15 +592,25 @@ ln_backward_dx_kernel(T *__restrict__ dx, const T *__restrict__ dy, const T *__r
     T *dr = dx + row * C;
     float m = mean[row], r = rstd[row];
     float sg = 0.0f, sgx = 0.0f;
-    for (int64_t c = lane; c < C; c += 32) {
-        float g = ldf(gr[c]) * ldf(w[c]);
-        sg += g;
-        sgx += g * ((ldf(xr[c]) - m) * r);
+    for (int64_t c = lane * V; c < C; c += 32 * V) {
+        xvec<T, V> gv = ldv<T, V>(gr + c), wv = ldv<T, V>(w + c), xv = ldv<T, V>(xr + c);
+#pragma unroll
+        for (int e = 0; e < V; e++) {
+            float g = ldf(gv.v[e]) * ldf(wv.v[e]);
+            sg += g;
+            sgx += g * ((ldf(xv.v[e]) - m) * r);
+        }
     }
     float a = warp_sum(sg) / (float)C, bb = warp_sum(sgx) / (float)C;
-    for (int64_t c = lane; c < C; c += 32) {
-        float xh = (ldf(xr[c]) - m) * r;
-        put_grad(dr[c], r * (ldf(gr[c]) * ldf(w[c]) - a - xh * bb), set);
+    for (int64_t c = lane * V; c < C; c += 32 * V) {
+        xvec<T, V> gv = ldv<T, V>(gr + c), wv = ldv<T, V>(w + c), xv = ldv<T, V>(xr + c);
+        float d[V];
+#pragma unroll
+        for (int e = 0; e < V; e++) {
+            float xh = (ldf(xv.v[e]) - m) * r;
+            d[e] = r * (ldf(gv.v[e]) * ldf(wv.v[e]) - a - xh * bb);
+        }
+        put_grad_v<T, V>(dr + c, d, set);
     }
 }
 
@@ -598,12 +624,17 @@ extern "C" int cg_cuda_layernorm_forward(cg_cuda_ctx *ctx, cg_precision p, void 
     LN_ARGS_OK(N, C);
     if (N == 0) return CG_OK;
     unsigned int grid = (unsigned int)((N + CG_WARPS - 1) / CG_WARPS);
-    if (p == CG_PREC_BF16)
-        ln_forward_kernel<bf16><<<grid, CG_BLOCK, 0, ctx->stream>>>((bf16 *)y, mean, rstd, (const bf16 *)x,
-                                                                    (const bf16 *)w, (const bf16 *)b, N, C, eps);
-    else
-        ln_forward_kernel<float><<<grid, CG_BLOCK, 0, ctx->stream>>>((float *)y, mean, rstd, (const float *)x,
-                                                                     (const float *)w, (const float *)b, N, C, eps);
+    int vec = cg_vec_ok(C, cg_prec_size(p), {y, x, w, b});
+#define LN_FWD(TT, V) ln_forward_kernel<TT, V><<<grid, CG_BLOCK, 0, ctx->stream>>>((TT *)y, mean, rstd, (const TT *)x, \
+                                                                               (const TT *)w, (const TT *)b, N, C, eps)
+    if (p == CG_PREC_BF16) {
+        if (vec) LN_FWD(bf16, CG_VEC);
+        else LN_FWD(bf16, 1);
+    } else {
+        if (vec) LN_FWD(float, CG_VEC);
+        else LN_FWD(float, 1);
+    }
+#undef LN_FWD
     CG_CUDA_CHECK_LAUNCH(ctx, "ln_forward_kernel");
     return CG_OK;
 }
@@ -616,12 +647,17 @@ extern "C" int cg_cuda_layernorm_backward(cg_cuda_ctx *ctx, cg_precision p, cg_g
     if (N == 0) return CG_OK;
     if (dx) {
         unsigned int grid = (unsigned int)((N + CG_WARPS - 1) / CG_WARPS);
-        if (p == CG_PREC_BF16)
-            ln_backward_dx_kernel<bf16><<<grid, CG_BLOCK, 0, ctx->stream>>>(
-                (bf16 *)dx, (const bf16 *)dy, (const bf16 *)x, mean, rstd, (const bf16 *)w, N, C, (int)mode);
-        else
-            ln_backward_dx_kernel<float><<<grid, CG_BLOCK, 0, ctx->stream>>>(
-                (float *)dx, (const float *)dy, (const float *)x, mean, rstd, (const float *)w, N, C, (int)mode);
+        int vec = cg_vec_ok(C, cg_prec_size(p), {dx, dy, x, w});
+#define LN_BWD(TT, V) ln_backward_dx_kernel<TT, V><<<grid, CG_BLOCK, 0, ctx->stream>>>( \
+            (TT *)dx, (const TT *)dy, (const TT *)x, mean, rstd, (const TT *)w, N, C, (int)mode)
+        if (p == CG_PREC_BF16) {
+            if (vec) LN_BWD(bf16, CG_VEC);
+            else LN_BWD(bf16, 1);
+        } else {
+            if (vec) LN_BWD(float, CG_VEC);
+            else LN_BWD(float, 1);
+        }
+#undef LN_BWD
         CG_CUDA_CHECK_LAUNCH(ctx, "ln_backward_dx_kernel");
     }
     if (dw || db) {
