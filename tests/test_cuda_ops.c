@@ -477,6 +477,7 @@ static void test_conv2d(void) {
         conv_case(ctx, "", p, 7, 3, 6, 5, 5, 1, 1, 0, 1);      /* 1x1: one GEMM */
         conv_case(ctx, "", p, 4, 2, 7, 8, 3, 3, 1, 1, 0);      /* stride 1, no bias */
         conv_case(ctx, "", p, 3, 2, 8, 10, 4, 2, 2, 0, 1);     /* k2 s2 */
+        conv_case(ctx, "", p, 2, 2, 10, 11, 3, 3, 3, 1, 1);    /* s3: the col2im kernel with a run-time stride */
         if (small) conv_case(small, " 1 img/group", p, 5, 4, 19, 17, 6, 3, 2, 1, 1);
     }
     cg_cuda_ctx_destroy(small);

@@ -75,9 +75,10 @@ static int im2col(cg_cuda_ctx *ctx, T *col, const T *x, int64_t Cin, int64_t N, 
 /* dx[c, n0 + nl, h, w] (+)= sum_{u, v} dcol[(c k + u) k + v, nl Ho Wo + i Wo + j]
  *                         over i = (h + p - u) / s, j = (w + p - v) / s when exact and in range.
  * Grid: y over the channels c, x over (nl, h, w); 32-bit index arithmetic as im2col's. */
-template <typename T>
+template <typename T, int S>
 __global__ void col2im_kernel(T *__restrict__ dx, const T *__restrict__ dcol, int Cin, int64_t N, int H, int W, int k,
-                              int s, int pad, int Ho, int Wo, int64_t n0, int g, int set) {
+                              int s_rt, int pad, int Ho, int Wo, int64_t n0, int g, int set) {
+    const int s = S ? S : s_rt;   /* S = 1, 2 compiled: the tap tests are shifts, not divisions */
     int HW = H * W, HoWo = Ho * Wo, cols = g * HoWo, per = g * HW;
     for (int c = blockIdx.y; c < Cin; c += gridDim.y) {
         T *dxc = dx + ((int64_t)c * N + n0) * HW;
@@ -192,8 +193,13 @@ static int conv_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, vo
         CG_TRY(cg_cuda_gemm(ctx, p, 0, 1, Cout, KK, cols, 1.0f, dyg, M, col, cols, 1.0f, dw, KK, 1));
         if (dx) {
             CG_TRY(cg_cuda_gemm(ctx, p, 1, 0, KK, cols, Cout, 1.0f, w, KK, dyg, M, 0.0f, dcol, cols, 0));
-            col2im_kernel<T><<<rows_grid(gn * H * W, Cin), 256, 0, ctx->stream>>>(
-                (T *)dx, dcol, (int)Cin, N, (int)H, (int)W, k, stride, pad, (int)Ho, (int)Wo, n0, (int)gn, (int)mode);
+            dim3 cgrid = rows_grid(gn * H * W, Cin);
+#define COL2IM(S) col2im_kernel<T, S><<<cgrid, 256, 0, ctx->stream>>>((T *)dx, dcol, (int)Cin, N, (int)H, (int)W, k, \
+                                                                       stride, pad, (int)Ho, (int)Wo, n0, (int)gn, (int)mode)
+            if (stride == 1) COL2IM(1);
+            else if (stride == 2) COL2IM(2);
+            else COL2IM(0);
+#undef COL2IM
             CG_CUDA_CHECK_LAUNCH(ctx, "col2im_kernel");
         }
     }
