@@ -147,6 +147,25 @@ out:
     return rc;
 }
 
+/* seconds per text-tower forward + zero_grad + backward of its d_emb, after one untimed pass */
+static int time_text_tower(cg_cuda_text *t, const int32_t *ids, int steps, double *seconds) {
+    int rc = CG_OK;
+    double t0 = 0;
+    TRY(cg_cuda_text_forward(t, ids));
+    TRY(cg_cuda_text_backward(t, t->d_emb));
+    TRY(cg_cuda_sync(t->ctx));
+    t0 = now_s();
+    for (int i = 0; i < steps; i++) {
+        TRY(cg_cuda_text_forward(t, ids));
+        TRY(cg_cuda_text_zero_grad(t));
+        TRY(cg_cuda_text_backward(t, t->d_emb));
+    }
+    TRY(cg_cuda_sync(t->ctx));
+    *seconds = (now_s() - t0) / steps;
+out:
+    return rc;
+}
+
 /* the benchmark's model for IMAGE x TEXT: 512-wide embeddings, seed 1, the towers' own vocab sizes */
 static int bench_model(clip_model *m, const char *image, const char *text) {
     memset(m, 0, sizeof *m);
@@ -219,30 +238,11 @@ static int bench_config(const bench_opts *o, const cg_cuda_device_info *dev, con
     for (int64_t i = 0; i < (int64_t)B * m.embed_dim; i++) demb[i] = 1e-3f;
     TRY(cg_cuda_text_set_d_emb(&dm.text, demb));
     free(demb);
-    TRY(cg_cuda_text_forward(&dm.text, ids));
-    TRY(cg_cuda_text_backward(&dm.text, dm.text.d_emb));
-    TRY(cg_cuda_sync(ctx));
-    t0 = now_s();
-    for (int i = 0; i < o->steps; i++) {
-        TRY(cg_cuda_text_forward(&dm.text, ids));
-        TRY(cg_cuda_text_zero_grad(&dm.text));
-        TRY(cg_cuda_text_backward(&dm.text, dm.text.d_emb));
-    }
-    TRY(cg_cuda_sync(ctx));
-    double text_s = (now_s() - t0) / o->steps;
+    double text_s = 0, text_perm_s = 0;
+    TRY(time_text_tower(&dm.text, ids, o->steps, &text_s));
     /* the same with attention on permuted copies (cg_cuda_set_attn_in_place off), for the comparison */
     cg_cuda_set_attn_in_place(ctx, 0);
-    TRY(cg_cuda_text_forward(&dm.text, ids));
-    TRY(cg_cuda_text_backward(&dm.text, dm.text.d_emb));
-    TRY(cg_cuda_sync(ctx));
-    t0 = now_s();
-    for (int i = 0; i < o->steps; i++) {
-        TRY(cg_cuda_text_forward(&dm.text, ids));
-        TRY(cg_cuda_text_zero_grad(&dm.text));
-        TRY(cg_cuda_text_backward(&dm.text, dm.text.d_emb));
-    }
-    TRY(cg_cuda_sync(ctx));
-    double text_perm_s = (now_s() - t0) / o->steps;
+    TRY(time_text_tower(&dm.text, ids, o->steps, &text_perm_s));
     cg_cuda_set_attn_in_place(ctx, 1);
 
     /* the image tower alone, the same way (train-mode forward on the images already uploaded) */

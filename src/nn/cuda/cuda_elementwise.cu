@@ -67,28 +67,6 @@ extern "C" int cg_cuda_nchw_to_cnhw(cg_cuda_ctx *ctx, cg_precision p, void *dst,
  */
 __device__ __forceinline__ float relu6f(float x) { return x < 0.0f ? 0.0f : (x > 6.0f ? 6.0f : x); }
 
-template <typename T, int V> __global__ void relu6_fwd_kernel(T *y, const T *x, int64_t n) {
-    ROW_STRIDE(r, 1, jv, n / V) {
-        const int64_t i = r * n + jv * V;
-        xvec<T, V> xv = ldv<T, V>(x + i), yv;
-#pragma unroll
-        for (int e = 0; e < V; e++) yv.v[e] = stf<T>(relu6f(ldf(xv.v[e])));
-        stv<T, V>(y + i, yv);
-    }
-}
-template <typename T, int V> __global__ void relu6_bwd_kernel(T *dx, const T *dy, const T *x, int64_t n, int set) {
-    ROW_STRIDE(r, 1, jv, n / V) {
-        const int64_t i = r * n + jv * V;
-        xvec<T, V> xv = ldv<T, V>(x + i), gv = ldv<T, V>(dy + i);
-        float d[V];
-#pragma unroll
-        for (int e = 0; e < V; e++) {
-            float v = ldf(xv.v[e]);
-            d[e] = (v > 0.0f && v < 6.0f) ? ldf(gv.v[e]) : 0.0f;
-        }
-        put_grad_v<T, V>(dx + i, d, set);
-    }
-}
 /* the star op over rows = channels of cols = M values each (biased), or one row of n (no biases) */
 template <typename T, int V>
 __device__ __forceinline__ void star_inputs(const T *a, const T *b, const T *ba, const T *bb, int64_t r, int64_t i,
@@ -133,19 +111,6 @@ __global__ void star_bwd_kernel(T *da, T *db, const T *dz, const T *a, const T *
     }
 }
 
-extern "C" int cg_cuda_relu6_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, int64_t n) {
-    EW_ARGS(p, n);
-    int vec = cg_vec_ok(n, cg_prec_size(p), {y, x});
-    LAUNCH_VEC(p, relu6_fwd_kernel, 1, n, vec, (ET *)y, (const ET *)x, n);
-    return CG_OK;
-}
-extern "C" int cg_cuda_relu6_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dx, const void *dy, const void *x,
-                                      int64_t n) {
-    EW_ARGS(p, n);
-    int vec = cg_vec_ok(n, cg_prec_size(p), {dx, dy, x});
-    LAUNCH_VEC(p, relu6_bwd_kernel, 1, n, vec, (ET *)dx, (const ET *)dy, (const ET *)x, n, (int)mode);
-    return CG_OK;
-}
 #define STAR_ARGS(p, n, M, ba, bb) do { EW_ARGS(p, n); \
     CG_CUDA_ARG((!(ba) && !(bb)) || ((M) >= 1 && (n) % (M) == 0), "n = %lld is not a whole number of M = %lld planes", \
                 (long long)(n), (long long)(M)); } while (0)
@@ -171,7 +136,7 @@ extern "C" int cg_cuda_star_relu6_backward(cg_cuda_ctx *ctx, cg_precision p, cg_
     return CG_OK;
 }
 
-/* ---------------------------------------------------------------- GELU, QuickGELU
+/* ---------------------------------------------------------------- GELU, QuickGELU (and ReLU6's kernels)
  * GELU       y = 0.5 x (1 + erf(x / sqrt 2))   | dx += dy (Phi(x) + x phi(x)), phi = exp(-x^2/2)/sqrt(2 pi)
  * QuickGELU  y = x s, s = sigmoid(1.702 x)     | dx += dy (s + 1.702 x s (1 - s))
  * expf/erff are CUDA's full-precision functions (no --use_fast_math).
@@ -191,41 +156,45 @@ __device__ __forceinline__ float qgelu_grad_f(float v) {
     return s + 1.702f * v * s * (1.0f - s);
 }
 
-/* y = act(x) ; dx (+)= dy act'(x), act = GELU (QUICK = 0) or QuickGELU (QUICK = 1) */
-template <typename T, int V, int QUICK> __device__ __forceinline__ void act_fwd_body(T *y, const T *x, int64_t n) {
+/* The three activations through one pair of bodies: y = act(x) ; dx (+)= act_grad(x, dy) */
+enum { ACT_GELU, ACT_QUICK_GELU, ACT_RELU6 };
+template <int ACT> __device__ __forceinline__ float act_f(float v) {
+    return ACT == ACT_RELU6 ? relu6f(v) : ACT == ACT_QUICK_GELU ? qgelu_f(v) : gelu_f(v);
+}
+template <int ACT> __device__ __forceinline__ float act_grad_f(float v, float g) {
+    if (ACT == ACT_RELU6) return (v > 0.0f && v < 6.0f) ? g : 0.0f;
+    return g * (ACT == ACT_QUICK_GELU ? qgelu_grad_f(v) : gelu_grad_f(v));
+}
+template <typename T, int V, int ACT> __device__ __forceinline__ void act_fwd_body(T *y, const T *x, int64_t n) {
     ROW_STRIDE(r, 1, jv, n / V) {
         const int64_t i = r * n + jv * V;
         xvec<T, V> xv = ldv<T, V>(x + i), yv;
 #pragma unroll
-        for (int e = 0; e < V; e++) {
-            float v = ldf(xv.v[e]);
-            yv.v[e] = stf<T>(QUICK ? qgelu_f(v) : gelu_f(v));
-        }
+        for (int e = 0; e < V; e++) yv.v[e] = stf<T>(act_f<ACT>(ldf(xv.v[e])));
         stv<T, V>(y + i, yv);
     }
 }
-template <typename T, int V, int QUICK>
+template <typename T, int V, int ACT>
 __device__ __forceinline__ void act_bwd_body(T *dx, const T *dy, const T *x, int64_t n, int set) {
     ROW_STRIDE(r, 1, jv, n / V) {
         const int64_t i = r * n + jv * V;
         xvec<T, V> xv = ldv<T, V>(x + i), gv = ldv<T, V>(dy + i);
         float d[V];
 #pragma unroll
-        for (int e = 0; e < V; e++) {
-            float v = ldf(xv.v[e]);
-            d[e] = ldf(gv.v[e]) * (QUICK ? qgelu_grad_f(v) : gelu_grad_f(v));
-        }
+        for (int e = 0; e < V; e++) d[e] = act_grad_f<ACT>(ldf(xv.v[e]), ldf(gv.v[e]));
         put_grad_v<T, V>(dx + i, d, set);
     }
 }
-template <typename T, int V> __global__ void gelu_fwd_kernel(T *y, const T *x, int64_t n) { act_fwd_body<T, V, 0>(y, x, n); }
-template <typename T, int V> __global__ void gelu_bwd_kernel(T *dx, const T *dy, const T *x, int64_t n, int set) {
-    act_bwd_body<T, V, 0>(dx, dy, x, n, set);
-}
-template <typename T, int V> __global__ void qgelu_fwd_kernel(T *y, const T *x, int64_t n) { act_fwd_body<T, V, 1>(y, x, n); }
-template <typename T, int V> __global__ void qgelu_bwd_kernel(T *dx, const T *dy, const T *x, int64_t n, int set) {
-    act_bwd_body<T, V, 1>(dx, dy, x, n, set);
-}
+#define ACT_KERNELS(name, ACT) \
+    template <typename T, int V> __global__ void name##_fwd_kernel(T *y, const T *x, int64_t n) { \
+        act_fwd_body<T, V, ACT>(y, x, n); \
+    } \
+    template <typename T, int V> __global__ void name##_bwd_kernel(T *dx, const T *dy, const T *x, int64_t n, int set) { \
+        act_bwd_body<T, V, ACT>(dx, dy, x, n, set); \
+    }
+ACT_KERNELS(gelu, ACT_GELU)
+ACT_KERNELS(qgelu, ACT_QUICK_GELU)
+ACT_KERNELS(relu6, ACT_RELU6)
 
 extern "C" int cg_cuda_gelu_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, int64_t n) {
     EW_ARGS(p, n);
@@ -254,6 +223,19 @@ extern "C" int cg_cuda_quick_gelu_backward(cg_cuda_ctx *ctx, cg_precision p, cg_
     return CG_OK;
 }
 
+extern "C" int cg_cuda_relu6_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, int64_t n) {
+    EW_ARGS(p, n);
+    int vec = cg_vec_ok(n, cg_prec_size(p), {y, x});
+    LAUNCH_VEC(p, relu6_fwd_kernel, 1, n, vec, (ET *)y, (const ET *)x, n);
+    return CG_OK;
+}
+extern "C" int cg_cuda_relu6_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dx, const void *dy, const void *x,
+                                      int64_t n) {
+    EW_ARGS(p, n);
+    int vec = cg_vec_ok(n, cg_prec_size(p), {dx, dy, x});
+    LAUNCH_VEC(p, relu6_bwd_kernel, 1, n, vec, (ET *)dx, (const ET *)dy, (const ET *)x, n, (int)mode);
+    return CG_OK;
+}
 /* ---------------------------------------------------------------- residual + DropPath
  * [C, N, K]:  y = x + s[n] f          | dx += dy ; df += s[n] dy          (s = 1 when scale is NULL)
  */

@@ -45,16 +45,23 @@ int cg_cuda_gemm(cg_cuda_ctx *ctx, cg_precision p, int transA, int transB, int64
     return CG_OK;
 }
 
-int cg_cuda_gemm_ptr_batched(cg_cuda_ctx *ctx, cg_precision p, int transA, int transB, int64_t M, int64_t N, int64_t K,
-                             float alpha, const void *const *A, int64_t lda, const void *const *B, int64_t ldb,
-                             float beta, void *const *C, int64_t ldc, int64_t batch, int c_fp32) {
-    CG_CHECK_PREC(p);
-    if (M == 0 || N == 0 || batch == 0) return CG_OK;
+/* the batched products' sizes: int ranges, leading dimensions at least the rows they stride */
+static int batched_args_ok(int transA, int transB, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb,
+                           int64_t ldc, int64_t batch) {
     CG_CUDA_ARG(fits_int(M) && fits_int(N) && K >= 1 && fits_int(K) && fits_int(batch), "M=%lld N=%lld K=%lld batch=%lld",
                 (long long)M, (long long)N, (long long)K, (long long)batch);
     CG_CUDA_ARG(fits_int(lda) && fits_int(ldb) && fits_int(ldc), "leading dimensions beyond int");
     CG_CUDA_ARG(lda >= (transA ? M : K) && ldb >= (transB ? K : N) && ldc >= N, "lda=%lld ldb=%lld ldc=%lld too small",
                 (long long)lda, (long long)ldb, (long long)ldc);
+    return CG_OK;
+}
+
+int cg_cuda_gemm_ptr_batched(cg_cuda_ctx *ctx, cg_precision p, int transA, int transB, int64_t M, int64_t N, int64_t K,
+                             float alpha, const void *const *A, int64_t lda, const void *const *B, int64_t ldb,
+                             float beta, void *const *C, int64_t ldc, int64_t batch, int c_fp32) {
+    CG_CHECK_PREC(p);
+    if (M == 0 || N == 0 || batch == 0) return CG_OK;
+    CG_TRY(batched_args_ok(transA, transB, M, N, K, lda, ldb, ldc, batch));
     cudaDataType_t ab = cg_cuda_dtype(p), ct = c_fp32 ? CUDA_R_32F : ab;
     CG_CUBLAS_CHECK(cublasGemmBatchedEx(ctx->blas, transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N,
                                         (int)N, (int)M, (int)K, &alpha, B, ab, (int)ldb, A, ab, (int)lda, &beta, C, ct,
@@ -69,11 +76,7 @@ int cg_cuda_gemm_batched(cg_cuda_ctx *ctx, cg_precision p, int transA, int trans
                                       int64_t batch, int c_fp32) {
     CG_CHECK_PREC(p);
     if (M == 0 || N == 0 || batch == 0) return CG_OK;
-    CG_CUDA_ARG(fits_int(M) && fits_int(N) && K >= 1 && fits_int(K) && fits_int(batch), "M=%lld N=%lld K=%lld batch=%lld",
-                (long long)M, (long long)N, (long long)K, (long long)batch);
-    CG_CUDA_ARG(fits_int(lda) && fits_int(ldb) && fits_int(ldc), "leading dimensions beyond int");
-    CG_CUDA_ARG(lda >= (transA ? M : K) && ldb >= (transB ? K : N) && ldc >= N, "lda=%lld ldb=%lld ldc=%lld too small",
-                (long long)lda, (long long)ldb, (long long)ldc);
+    CG_TRY(batched_args_ok(transA, transB, M, N, K, lda, ldb, ldc, batch));
     cudaDataType_t ab = cg_cuda_dtype(p), ct = c_fp32 ? CUDA_R_32F : ab;
     CG_CUBLAS_CHECK(cublasGemmStridedBatchedEx(ctx->blas, transB ? CUBLAS_OP_T : CUBLAS_OP_N,
                                                transA ? CUBLAS_OP_T : CUBLAS_OP_N, (int)N, (int)M, (int)K, &alpha, B, ab,
