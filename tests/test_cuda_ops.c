@@ -560,11 +560,11 @@ static void test_dwconv2d(void) {
         dw_case(p, 2, 2, 40, 37, 7);   /* several tiles per plane, halos across tiles */
         dw_case(p, 2, 70, 5, 6, 7);    /* more planes than partial groups */
         dw_case(p, 3, 2, 3, 2, 7);     /* plane smaller than the filter */
-        dw_case(p, 3, 3, 7, 7, 7);     /* StarNet's last stage: 8x8 tiles of 4 planes, 9 planes (a group of 1) */
-        dw_case(p, 3, 5, 14, 14, 7);   /* its third stage: one 16x16 tile per plane */
-        dw_case(p, 2, 3, 20, 12, 7);   /* 16x16 tiles, two down the plane */
-        dw_case(p, 2, 3, 11, 5, 3);    /* 8x8 tiles of 4 planes, two down the plane */
-        dw_case(p, 3, 3, 6, 7, 9);     /* generic k in 8x8 tiles of 4 planes */
+        dw_case(p, 3, 3, 7, 7, 7);     /* StarNet's last stage */
+        dw_case(p, 3, 5, 14, 14, 7);   /* its third stage */
+        dw_case(p, 2, 3, 20, 12, 7);   /* tiles: three down the plane */
+        dw_case(p, 2, 3, 11, 5, 3);    /* tiles: two down the plane */
+        dw_case(p, 3, 3, 6, 7, 9);     /* generic k on a narrow plane */
         dw_case(p, 2, 9, 7, 7, 5);     /* whole planes: 9 planes of a channel in one block (PL 9) */
         dw_case(p, 2, 13, 3, 9, 3);    /* whole planes, W = 9: a last group of 1 output */
         dw_case(p, 1, 709, 20, 20, 3); /* whole planes, 11 a block: weight-gradient blocks load twice */

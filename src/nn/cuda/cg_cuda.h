@@ -82,8 +82,8 @@ size_t cg_cuda_ctx_bytes(const cg_cuda_ctx *ctx);
 void cg_cuda_set_use_lt(cg_cuda_ctx *ctx, int on);
 /* Depthwise convolutions (k = 3, 5, 7) use the whole-plane kernels when on (default) and a
  * zero-padded plane fits in 48 KiB of shared memory: a block holds whole planes, each thread
- * computes 4 outputs of a row from 16-byte shared loads. Off: the tile kernels (8x32, 16x16, 8x8
- * of 4 planes), which also serve larger planes and other k. Both give the same forward bits.
+ * computes 4 outputs of a row from 16-byte shared loads. Off: the 8x32 tile kernels, which also
+ * serve larger planes and other k. Both give the same forward bits.
  * For tests and the benchmark's comparison. */
 void cg_cuda_set_dw_planes(cg_cuda_ctx *ctx, int on);
 /* Attention's products read q, k, v (and dO) where they are and write O and dq, dk, dv into place

@@ -18,14 +18,6 @@
  * ([Cout, N*Ho*Wo] with leading dimension N*Ho*Wo), so each group is one GEMM.
  */
 
-/* the launch shape of im2col and col2im: x covers `per` elements of a row (at most 4096 blocks), y the rows */
-static dim3 rows_grid(int64_t per, int64_t rows) {
-    int64_t bx = (per + 255) / 256;
-    if (bx > 4096) bx = 4096;
-    if (bx < 1) bx = 1;
-    return dim3((unsigned)bx, (unsigned)(rows < 65535 ? rows : 65535), 1);
-}
-
 /* col[r, q] for r = (c k + u) k + v < Cin k k, q = (n - n0) Ho Wo + i Wo + j < g Ho Wo.
  * Grid: y over the rows r (c, u, v once per block row), x over groups of V columns q (V = CG_VEC
  * when a row holds whole groups: one 8- / 16-byte store and one index split per group, the next
@@ -57,16 +49,16 @@ __global__ void im2col_kernel(T *__restrict__ col, const T *__restrict__ x, int 
     }
 }
 
-/* im2col of images [n0, n0 + g) into col (the launch: rows_grid over groups of columns) */
+/* im2col of images [n0, n0 + g) into col (grid rows: the KK rows of col; x: groups of columns) */
 template <typename T>
 static int im2col(cg_cuda_ctx *ctx, T *col, const T *x, int64_t Cin, int64_t N, int64_t H, int64_t W, int k, int stride,
                   int pad, int64_t Ho, int64_t Wo, int64_t n0, int64_t g) {
     int64_t cols = g * Ho * Wo, KK = Cin * k * k;
     if (cg_vec_ok(cols, sizeof(T), {col}))
-        im2col_kernel<T, CG_VEC><<<rows_grid(cols / CG_VEC, KK), 256, 0, ctx->stream>>>(
+        im2col_kernel<T, CG_VEC><<<cg_rows_grid(KK, cols / CG_VEC), 256, 0, ctx->stream>>>(
             col, x, (int)Cin, N, (int)H, (int)W, k, stride, pad, (int)Ho, (int)Wo, n0, (int)g);
     else
-        im2col_kernel<T, 1><<<rows_grid(cols, KK), 256, 0, ctx->stream>>>(col, x, (int)Cin, N, (int)H, (int)W, k, stride,
+        im2col_kernel<T, 1><<<cg_rows_grid(KK, cols), 256, 0, ctx->stream>>>(col, x, (int)Cin, N, (int)H, (int)W, k, stride,
                                                                           pad, (int)Ho, (int)Wo, n0, (int)g);
     CG_CUDA_CHECK_LAUNCH(ctx, "im2col_kernel");
     return CG_OK;
@@ -193,7 +185,7 @@ static int conv_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, vo
         CG_TRY(cg_cuda_gemm(ctx, p, 0, 1, Cout, KK, cols, 1.0f, dyg, M, col, cols, 1.0f, dw, KK, 1));
         if (dx) {
             CG_TRY(cg_cuda_gemm(ctx, p, 1, 0, KK, cols, Cout, 1.0f, w, KK, dyg, M, 0.0f, dcol, cols, 0));
-            dim3 cgrid = rows_grid(gn * H * W, Cin);
+            dim3 cgrid = cg_rows_grid(Cin, gn * H * W);
 #define COL2IM(S) col2im_kernel<T, S><<<cgrid, 256, 0, ctx->stream>>>((T *)dx, dcol, (int)Cin, N, (int)H, (int)W, k, \
                                                                        stride, pad, (int)Ho, (int)Wo, n0, (int)gn, (int)mode)
             if (stride == 1) COL2IM(1);
@@ -228,13 +220,13 @@ extern "C" int cg_cuda_conv2d_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad
  *                           (the forward kernel with the flipped filter, accumulating or not)
  *            dw[c,u,v]   += sum_{n,h,w} dy[c,n,h,w] x[c, n, h+u-p, w+v-p]
  *            db[c]       += sum_{n,h,w} dy[c,n,h,w]
- * Forward/dx: a block computes a TH x TW tile of PL planes, one output per thread, from
- * zero-padded (TH + k - 1) x (TW + k - 1) input tiles in shared memory (a warp reads a row:
- * consecutive words, no bank conflicts). The filters are in shared memory too. The tile follows
- * the plane's width so that few threads idle: 32 x 8 of one plane when W > 16, 16 x 16 of one
- * plane when 8 < W <= 16 (StarNet's 14x14), 8 x 8 of 4 planes when W <= 8 (its 7x7).
- * dw, db: block (c, part) walks the tiles of its planes (PL planes of the channel at a time, same
- * tile shapes); each thread keeps k*k + 1 running sums
+ * Two kernel families. The whole-plane kernels (further below) serve k = 3, 5, 7 whenever a
+ * padded plane fits in shared memory (every StarNet plane). The tile kernels here serve the rest
+ * (larger planes, other k) and the benchmark's comparison (cg_cuda_set_dw_planes(ctx, 0)):
+ * Forward/dx: a block computes an 8 x 32 tile of one plane, one output per thread, from a
+ * zero-padded (8 + k - 1) x (32 + k - 1) input tile in shared memory (a warp reads a row:
+ * consecutive words, no bank conflicts). The filters are in shared memory too.
+ * dw, db: block (c, part) walks the tiles of its planes; each thread keeps k*k + 1 running sums
  * in registers (k = 3, 5, 7 are compiled with unrolled loops; other k take a generic kernel that
  * makes one pass per filter tap), then a block reduction writes one partial per block; a final
  * kernel adds the partials of a channel in order. y must not alias x.
@@ -242,13 +234,8 @@ extern "C" int cg_cuda_conv2d_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad
 
 #define DW_KMAX 15
 
-/* the tile shapes (TW x TH x PL = CG_BLOCK threads) by plane width */
-enum dw_tile { DW_TILE_32x8, DW_TILE_16x16, DW_TILE_8x8x4 };
-static dw_tile dw_tile_for(int W) { return W > 16 ? DW_TILE_32x8 : W > 8 ? DW_TILE_16x16 : DW_TILE_8x8x4; }
-
-/* W > 16: a DW_TH x DW_TW = 8 x 32 tile of one plane per block (the layout of the planes kernel
- * below with PL = 1, written for it: an H200 ran this form at 281 GB/s on 56x56 planes where the
- * general one reached 199) */
+/* a DW_TH x DW_TW = 8 x 32 tile of one plane per block (an H200 ran it at 281 GB/s on 56x56
+ * planes, 143 / 72 GB/s on 14x14 / 7x7: the whole-plane kernels replace it there) */
 #define DW_TW 32
 #define DW_TH 8
 
@@ -280,51 +267,6 @@ dw_fwd_kernel(T *__restrict__ y, const T *__restrict__ x, const T *__restrict__ 
             for (int v = 0; v < (KT ? KT : DW_KMAX); v++) {
                 if (!KT && v >= k) break;
                 acc += wsh[u * k + v] * xs[(ty + u) * sw + tx + v];
-            }
-        }
-        T *o = y + plane * (int64_t)H * W + (int64_t)h * W + wq;
-        *o = stf<T>(accumulate ? ldf(*o) + acc : acc);
-    }
-}
-
-/* W <= 16: the tile of PL planes (dw_tile_for) */
-template <typename T, int KT, int TW, int TH, int PL>
-__global__ void __launch_bounds__(CG_BLOCK)
-dw_fwd_planes_kernel(T *__restrict__ y, const T *__restrict__ x, const T *__restrict__ w, const T *__restrict__ b, int64_t CN,
-              int64_t N, int H, int W, int k_rt, int flip, int accumulate) {
-    static_assert(TW * TH * PL == CG_BLOCK, "one output per thread");
-    constexpr int KS = KT ? KT : DW_KMAX, SWM = TW + KS - 1, SHM = TH + KS - 1;
-    const int k = KT ? KT : k_rt, pad = k / 2;
-    __shared__ float xs[PL][SHM * SWM];
-    __shared__ float wsh[PL][KS * KS];
-    int pl = threadIdx.x / (TW * TH), tid = threadIdx.x % (TW * TH), tx = tid % TW, ty = tid / TW;
-    int64_t g0 = (int64_t)blockIdx.x * PL;
-    int w0 = blockIdx.y * TW, h0 = blockIdx.z * TH;
-    const int sw = TW + k - 1, sh = TH + k - 1;
-    for (int i = threadIdx.x; i < PL * sh * sw; i += CG_BLOCK) {
-        int q = i / (sh * sw), rr = i % (sh * sw), r = rr / sw, cc = rr % sw, hh = h0 - pad + r, ww = w0 - pad + cc;
-        int64_t plane = g0 + q;
-        xs[q][rr] = (plane < CN && hh >= 0 && hh < H && ww >= 0 && ww < W)
-                        ? ldf(x[plane * (int64_t)H * W + (int64_t)hh * W + ww]) : 0.0f;
-    }
-    for (int i = threadIdx.x; i < PL * k * k; i += CG_BLOCK) {
-        int q = i / (k * k), t = i % (k * k);
-        int64_t plane = g0 + q;
-        wsh[q][t] = plane < CN ? ldf(w[(plane / N) * k * k + (flip ? k * k - 1 - t : t)]) : 0.0f;
-    }
-    __syncthreads();
-    int64_t plane = g0 + pl;
-    int h = h0 + ty, wq = w0 + tx;
-    if (plane < CN && h < H && wq < W) {
-        float acc = b ? ldf(b[plane / N]) : 0.0f;
-        const float *xq = xs[pl], *wq_ = wsh[pl];
-#pragma unroll
-        for (int u = 0; u < KS; u++) {
-            if (!KT && u >= k) break;
-#pragma unroll
-            for (int v = 0; v < KS; v++) {
-                if (!KT && v >= k) break;
-                acc += wq_[u * k + v] * xq[(ty + u) * sw + tx + v];
             }
         }
         T *o = y + plane * (int64_t)H * W + (int64_t)h * W + wq;
@@ -382,49 +324,6 @@ dw_wgrad_kernel(const T *__restrict__ dy, const T *__restrict__ x, int64_t N, in
                     for (int u = 0; u < K; u++)
 #pragma unroll
                         for (int v = 0; v < K; v++) acc[u * K + v] += g * xs[(ty + u) * sw + tx + v];
-                }
-                __syncthreads();  /* before the next tile overwrites xs */
-            }
-    }
-    dw_wgrad_block_store<KK>(acc, red, part + (c * P + pp) * (KK + 1));
-}
-
-/* the same over PL planes of the channel at a time in TW x TH tiles (W <= 16) */
-template <typename T, int KT, int TW, int TH, int PL>
-__global__ void __launch_bounds__(CG_BLOCK)
-dw_wgrad_planes_kernel(const T *__restrict__ dy, const T *__restrict__ x, int64_t N, int H, int W, int64_t P, int64_t nper,
-                float *__restrict__ part) {
-    static_assert(TW * TH * PL == CG_BLOCK, "one position per thread");
-    constexpr int K = KT, KK = KT * KT, pad = KT / 2, sw = TW + KT - 1, sh = TH + KT - 1;
-    __shared__ float xs[PL][sh * sw];
-    __shared__ float red[CG_WARPS][KK + 1];
-    int64_t c = blockIdx.x / P, pp = blockIdx.x % P;
-    int64_t n0 = pp * nper, n1 = n0 + nper < N ? n0 + nper : N;
-    int pl = threadIdx.x / (TW * TH), tid = threadIdx.x % (TW * TH), tx = tid % TW, ty = tid / TW;
-    float acc[KK + 1];
-#pragma unroll
-    for (int t = 0; t <= KK; t++) acc[t] = 0.0f;
-    for (int64_t nb = n0; nb < n1; nb += PL) {
-        for (int h0 = 0; h0 < H; h0 += TH)
-            for (int w0 = 0; w0 < W; w0 += TW) {
-                for (int i = threadIdx.x; i < PL * sh * sw; i += CG_BLOCK) {
-                    int q = i / (sh * sw), rr = i % (sh * sw), r = rr / sw, cc = rr % sw, hh = h0 - pad + r,
-                        ww = w0 - pad + cc;
-                    int64_t n = nb + q;
-                    xs[q][rr] = (n < n1 && hh >= 0 && hh < H && ww >= 0 && ww < W)
-                                    ? ldf(x[(c * N + n) * (int64_t)H * W + (int64_t)hh * W + ww]) : 0.0f;
-                }
-                __syncthreads();
-                int64_t n = nb + pl;
-                int h = h0 + ty, wq = w0 + tx;
-                if (n < n1 && h < H && wq < W) {
-                    float g = ldf(dy[(c * N + n) * (int64_t)H * W + (int64_t)h * W + wq]);
-                    const float *xq = xs[pl];
-                    acc[KK] += g;
-#pragma unroll
-                    for (int u = 0; u < K; u++)
-#pragma unroll
-                        for (int v = 0; v < K; v++) acc[u * K + v] += g * xq[(ty + u) * sw + tx + v];
                 }
                 __syncthreads();  /* before the next tile overwrites xs */
             }
@@ -653,19 +552,6 @@ static int dw_check(int64_t C, int64_t N, int64_t H, int64_t W, int k) {
     return CG_OK;
 }
 
-template <typename T, int TW, int TH, int PL>
-static void dw_forward_tile(cg_cuda_ctx *ctx, T *y, const T *x, const T *w, const T *b, int64_t C, int64_t N, int H,
-                            int W, int k, int flip, int accumulate) {
-    int64_t CN = C * N;
-    dim3 grid((unsigned int)((CN + PL - 1) / PL), (unsigned int)((W + TW - 1) / TW), (unsigned int)((H + TH - 1) / TH));
-    switch (k) {
-    case 3: dw_fwd_planes_kernel<T, 3, TW, TH, PL><<<grid, CG_BLOCK, 0, ctx->stream>>>(y, x, w, b, CN, N, H, W, k, flip, accumulate); break;
-    case 5: dw_fwd_planes_kernel<T, 5, TW, TH, PL><<<grid, CG_BLOCK, 0, ctx->stream>>>(y, x, w, b, CN, N, H, W, k, flip, accumulate); break;
-    case 7: dw_fwd_planes_kernel<T, 7, TW, TH, PL><<<grid, CG_BLOCK, 0, ctx->stream>>>(y, x, w, b, CN, N, H, W, k, flip, accumulate); break;
-    default: dw_fwd_planes_kernel<T, 0, TW, TH, PL><<<grid, CG_BLOCK, 0, ctx->stream>>>(y, x, w, b, CN, N, H, W, k, flip, accumulate); break;
-    }
-}
-
 /* the whole-plane kernels' geometry when they serve (C, N, H, W, k) on ctx, else 0 */
 static int dw_use_planes(const cg_cuda_ctx *ctx, int64_t N, int H, int W, int k, dw_plane_geom *g) {
     return !ctx->dw_tiles && (k == 3 || k == 5 || k == 7) && dw_plane_geom_for(N, H, W, k, g);
@@ -694,22 +580,14 @@ static int dw_forward_any(cg_cuda_ctx *ctx, T *y, const T *x, const T *w, const 
     dw_plane_geom g;
     if (dw_use_planes(ctx, N, H, W, k, &g))
         return dw_forward_planes<T>(ctx, g, y, x, w, b, C, N, H, W, k, flip, accumulate, (const T *)NULL, NULL);
-    switch (dw_tile_for(W)) {
-    case DW_TILE_32x8: {
-        dim3 grid((unsigned int)(C * N), (unsigned int)((W + DW_TW - 1) / DW_TW), (unsigned int)((H + DW_TH - 1) / DW_TH));
-        switch (k) {
-        case 3: dw_fwd_kernel<T, 3><<<grid, CG_BLOCK, 0, ctx->stream>>>(y, x, w, b, N, H, W, k, flip, accumulate); break;
-        case 5: dw_fwd_kernel<T, 5><<<grid, CG_BLOCK, 0, ctx->stream>>>(y, x, w, b, N, H, W, k, flip, accumulate); break;
-        case 7: dw_fwd_kernel<T, 7><<<grid, CG_BLOCK, 0, ctx->stream>>>(y, x, w, b, N, H, W, k, flip, accumulate); break;
-        default: dw_fwd_kernel<T, 0><<<grid, CG_BLOCK, 0, ctx->stream>>>(y, x, w, b, N, H, W, k, flip, accumulate); break;
-        }
-        CG_CUDA_CHECK_LAUNCH(ctx, "dw_fwd_kernel");
-        return CG_OK;
+    dim3 grid((unsigned int)(C * N), (unsigned int)((W + DW_TW - 1) / DW_TW), (unsigned int)((H + DW_TH - 1) / DW_TH));
+    switch (k) {
+    case 3: dw_fwd_kernel<T, 3><<<grid, CG_BLOCK, 0, ctx->stream>>>(y, x, w, b, N, H, W, k, flip, accumulate); break;
+    case 5: dw_fwd_kernel<T, 5><<<grid, CG_BLOCK, 0, ctx->stream>>>(y, x, w, b, N, H, W, k, flip, accumulate); break;
+    case 7: dw_fwd_kernel<T, 7><<<grid, CG_BLOCK, 0, ctx->stream>>>(y, x, w, b, N, H, W, k, flip, accumulate); break;
+    default: dw_fwd_kernel<T, 0><<<grid, CG_BLOCK, 0, ctx->stream>>>(y, x, w, b, N, H, W, k, flip, accumulate); break;
     }
-    case DW_TILE_16x16: dw_forward_tile<T, 16, 16, 1>(ctx, y, x, w, b, C, N, H, W, k, flip, accumulate); break;
-    default: dw_forward_tile<T, 8, 8, 4>(ctx, y, x, w, b, C, N, H, W, k, flip, accumulate); break;
-    }
-    CG_CUDA_CHECK_LAUNCH(ctx, "dw_fwd_planes_kernel");
+    CG_CUDA_CHECK_LAUNCH(ctx, "dw_fwd_kernel");
     return CG_OK;
 }
 
@@ -758,13 +636,6 @@ extern "C" size_t cg_cuda_dwconv2d_scratch_bytes(int64_t C, int64_t N, int k) {
     return (size_t)(C * P * (k * k + 1)) * sizeof(float);
 }
 
-/* dw_wgrad_kernel for filter size K in the tile shape `tile` (dw_backward's names) */
-#define DW_WGRAD(K) do { \
-    if (tile == DW_TILE_32x8) dw_wgrad_kernel<T, K><<<grid, CG_BLOCK, 0, ctx->stream>>>(dy, x, N, H, W, P, nper, part); \
-    else if (tile == DW_TILE_16x16) dw_wgrad_planes_kernel<T, K, 16, 16, 1><<<grid, CG_BLOCK, 0, ctx->stream>>>(dy, x, N, H, W, P, nper, part); \
-    else dw_wgrad_planes_kernel<T, K, 8, 8, 4><<<grid, CG_BLOCK, 0, ctx->stream>>>(dy, x, N, H, W, P, nper, part); \
-} while (0)
-
 template <typename T>
 static int dw_backward(cg_cuda_ctx *ctx, cg_grad_mode mode, T *dx, float *dw, float *db, const T *dy, const T *x, const T *w, int64_t C,
                        int64_t N, int H, int W, int k) {
@@ -792,15 +663,13 @@ static int dw_backward(cg_cuda_ctx *ctx, cg_grad_mode mode, T *dx, float *dw, fl
         CG_CUDA_CHECK_LAUNCH(ctx, "dw_wgrad_finalize_kernel");
         return CG_OK;
     }
-    dw_tile tile = dw_tile_for(W);
     switch (k) {
-    case 3: DW_WGRAD(3); break;
-    case 5: DW_WGRAD(5); break;
-    case 7: DW_WGRAD(7); break;
+    case 3: dw_wgrad_kernel<T, 3><<<grid, CG_BLOCK, 0, ctx->stream>>>(dy, x, N, H, W, P, nper, part); break;
+    case 5: dw_wgrad_kernel<T, 5><<<grid, CG_BLOCK, 0, ctx->stream>>>(dy, x, N, H, W, P, nper, part); break;
+    case 7: dw_wgrad_kernel<T, 7><<<grid, CG_BLOCK, 0, ctx->stream>>>(dy, x, N, H, W, P, nper, part); break;
     default: dw_wgrad_generic_kernel<T><<<grid, CG_BLOCK, 0, ctx->stream>>>(dy, x, N, H, W, k, P, nper, part); break;
     }
-    if (tile == DW_TILE_32x8 || (k != 3 && k != 5 && k != 7)) CG_CUDA_CHECK_LAUNCH(ctx, "dw_wgrad_kernel");
-    else CG_CUDA_CHECK_LAUNCH(ctx, "dw_wgrad_planes_kernel");
+    CG_CUDA_CHECK_LAUNCH(ctx, "dw_wgrad_kernel");
     dw_wgrad_finalize_kernel<<<cg_grid(C * (k * k + 1), 256), 256, 0, ctx->stream>>>(dw, db, part, C, P, k * k);
     CG_CUDA_CHECK_LAUNCH(ctx, "dw_wgrad_finalize_kernel");
     return CG_OK;
