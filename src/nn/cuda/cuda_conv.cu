@@ -392,7 +392,10 @@ __global__ void dw_wgrad_finalize_kernel(float *__restrict__ dw, float *__restri
  * dw_wgrad_block_store, then dw_wgrad_finalize_kernel as above). */
 
 #define DW_R 4                          /* outputs per thread, along a row */
-#define DW_PLANE_SMEM (48 * 1024)       /* bytes of shared memory a block may use without opt-in */
+#define DW_PLANE_SMEM (48 * 1024)       /* bytes of shared memory (static + dynamic) a block may use without opt-in */
+/* the static shared memory of dw_wgrad_plane_kernel (its per-warp partial sums), which the
+ * dynamic planes must leave room for: a launch over the 48 KiB total fails (invalid argument) */
+#define DW_WGRAD_RED_BYTES(k) ((size_t)CG_WARPS * ((size_t)(k) * (k) + 1) * sizeof(float))
 #define DW_PLANE_ITEMS 1024             /* 4-output groups a block aims for (4 per thread) */
 
 struct dw_plane_geom {
@@ -400,15 +403,17 @@ struct dw_plane_geom {
     size_t smem;         /* PL padded planes, bytes */
 };
 
-/* 1 and the geometry when a padded plane fits in DW_PLANE_SMEM; 0 otherwise (the tile kernels) */
-static int dw_plane_geom_for(int64_t N, int H, int W, int k, dw_plane_geom *g) {
+/* 1 and the geometry when a padded plane fits in DW_PLANE_SMEM less `reserve` bytes (the kernel's
+ * static shared memory); 0 otherwise (the tile kernels) */
+static int dw_plane_geom_for(int64_t N, int H, int W, int k, size_t reserve, dw_plane_geom *g) {
+    const size_t budget = DW_PLANE_SMEM - reserve;
     g->WR = (W + DW_R - 1) / DW_R;
     g->SW = (g->WR * DW_R + k - 1 + 3) / 4 * 4;
     g->SH = H + k - 1;
     size_t plane = (size_t)g->SH * (size_t)g->SW * sizeof(float);
-    if (plane > DW_PLANE_SMEM) return 0;
+    if (plane > budget) return 0;
     int64_t groups = (int64_t)H * g->WR;
-    int64_t pl = (DW_PLANE_ITEMS + groups - 1) / groups, maxpl = (int64_t)(DW_PLANE_SMEM / plane);
+    int64_t pl = (DW_PLANE_ITEMS + groups - 1) / groups, maxpl = (int64_t)(budget / plane);
     if (pl > maxpl) pl = maxpl;
     if (pl > N) pl = N;
     if (pl < 1) pl = 1;
@@ -507,7 +512,7 @@ dw_wgrad_plane_kernel(const T *__restrict__ dy, const T *__restrict__ x, int64_t
     constexpr int KK = K * K, pad = K / 2, XV = (DW_R + K - 1 + 3) / 4;
     extern __shared__ float4 dw_plane_smem[];
     float *xs = (float *)dw_plane_smem;
-    __shared__ float red[CG_WARPS][KK + 1];
+    __shared__ float red[CG_WARPS][KK + 1];   /* DW_WGRAD_RED_BYTES(K) */
     const int64_t c = blockIdx.x / P, pp = blockIdx.x % P, n0 = pp * nper, n1 = n0 + nper < N ? n0 + nper : N;
     const int SH = H + K - 1, PS = SH * SW, WR = (W + DW_R - 1) / DW_R, HW = H * W, per = H * WR;
     float acc[KK + 1];
@@ -552,9 +557,10 @@ static int dw_check(int64_t C, int64_t N, int64_t H, int64_t W, int k) {
     return CG_OK;
 }
 
-/* the whole-plane kernels' geometry when they serve (C, N, H, W, k) on ctx, else 0 */
-static int dw_use_planes(const cg_cuda_ctx *ctx, int64_t N, int H, int W, int k, dw_plane_geom *g) {
-    return !ctx->dw_tiles && (k == 3 || k == 5 || k == 7) && dw_plane_geom_for(N, H, W, k, g);
+/* the whole-plane kernels' geometry when they serve (C, N, H, W, k) on ctx, else 0; `reserve`:
+ * the kernel's static shared memory (0 forward, DW_WGRAD_RED_BYTES(k) weight gradient) */
+static int dw_use_planes(const cg_cuda_ctx *ctx, int64_t N, int H, int W, int k, size_t reserve, dw_plane_geom *g) {
+    return !ctx->dw_tiles && (k == 3 || k == 5 || k == 7) && dw_plane_geom_for(N, H, W, k, reserve, g);
 }
 
 /* the whole-plane forward (dw_use_planes said yes) */
@@ -578,7 +584,7 @@ template <typename T>
 static int dw_forward_any(cg_cuda_ctx *ctx, T *y, const T *x, const T *w, const T *b, int64_t C, int64_t N, int H,
                           int W, int k, int flip, int accumulate) {
     dw_plane_geom g;
-    if (dw_use_planes(ctx, N, H, W, k, &g))
+    if (dw_use_planes(ctx, N, H, W, k, 0, &g))
         return dw_forward_planes<T>(ctx, g, y, x, w, b, C, N, H, W, k, flip, accumulate, (const T *)NULL, NULL);
     dim3 grid((unsigned int)(C * N), (unsigned int)((W + DW_TW - 1) / DW_TW), (unsigned int)((H + DW_TH - 1) / DW_TH));
     switch (k) {
@@ -611,7 +617,7 @@ extern "C" int cg_cuda_dwconv2d_forward_residual(cg_cuda_ctx *ctx, cg_precision 
     CG_TRY(dw_check(C, N, H, W, k));
     if (N == 0) return CG_OK;
     dw_plane_geom g;
-    if (!dw_use_planes(ctx, N, (int)H, (int)W, k, &g)) {
+    if (!dw_use_planes(ctx, N, (int)H, (int)W, k, 0, &g)) {
         CG_TRY(cg_cuda_dwconv2d_forward(ctx, p, y, x, w, b, C, N, H, W, k));
         return cg_cuda_residual_forward(ctx, p, y, res, y, scale, C, N, H * W);
     }
@@ -644,7 +650,7 @@ static int dw_backward(cg_cuda_ctx *ctx, cg_grad_mode mode, T *dx, float *dw, fl
     CG_CUDA_ARG(P >= 1, "depthwise conv backward needs %zu bytes of scratch, the context has %zu",
                 (size_t)C * (k * k + 1) * sizeof(float), ctx->scratch_bytes);
     dw_plane_geom g;
-    const int planes = dw_use_planes(ctx, N, H, W, k, &g);
+    const int planes = dw_use_planes(ctx, N, H, W, k, DW_WGRAD_RED_BYTES(k), &g);
     if (planes && P > (N + g.PL - 1) / g.PL) P = (N + g.PL - 1) / g.PL;   /* a block: at least PL planes */
     int64_t nper = (N + P - 1) / P;
     if (planes && nper > g.PL) nper = (nper + g.PL - 1) / g.PL * g.PL;   /* whole loads of PL planes */

@@ -286,14 +286,14 @@ bn_chunk_moments_kernel(const T *__restrict__ x, int64_t M, int64_t P, int64_t c
 /* Per channel: the chunks' moments merged in order (Chan, Golub, LeVeque: with n, mean, M2 so
  * far and a chunk's nb, mb, qb: d = mb - mean, mean += d nb / (n + nb), M2 += qb + d^2 n nb /
  * (n + nb)); var = M2 / M (biased), rstd, the running stats (unbiased M2 / (M - 1)), and the
- * affine a (ca), b (cb) of the apply pass on x itself. save_mean and running_mean get xbias
+ * affine a (ca), shift m (cm) and b (cb) of the apply pass on x itself, y = a (x - m) + b. save_mean and running_mean get xbias
  * added (the mean of the BatchNorm's real input x + xbias). */
 template <typename T>
 __global__ void bn_stats_kernel(const double *__restrict__ part, int64_t C, int64_t P, int64_t M, int64_t chunk,
                                 const T *__restrict__ xb, const T *__restrict__ gamma, const T *__restrict__ beta,
                                 float eps, float momentum, float *__restrict__ rm, float *__restrict__ rv,
                                 float *__restrict__ save_mean, float *__restrict__ save_rstd, float *__restrict__ ca,
-                                float *__restrict__ cb) {
+                                float *__restrict__ cm, float *__restrict__ cb) {
     int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
     double n = 0.0, mean = 0.0, m2 = 0.0;
@@ -310,7 +310,8 @@ __global__ void bn_stats_kernel(const double *__restrict__ part, int64_t C, int6
     double g = (double)ldf(gamma[c]), bt = (double)ldf(beta[c]);
     double biased_mean = xb ? mean + (double)ldf(xb[c]) : mean;
     ca[c] = (float)(g * rstd);
-    cb[c] = (float)(bt - mean * g * rstd);
+    cm[c] = (float)mean;
+    cb[c] = (float)bt;
     save_mean[c] = (float)biased_mean;
     save_rstd[c] = (float)rstd;
     if (rm) {
@@ -320,39 +321,47 @@ __global__ void bn_stats_kernel(const double *__restrict__ part, int64_t C, int6
     }
 }
 
-/* eval: a = gamma rstd, b = beta - (running_mean - xbias) a, rstd = 1/sqrt(running_var + eps) */
+/* eval: a = gamma rstd, m = running_mean - xbias, b = beta, rstd = 1/sqrt(running_var + eps);
+ * cm and cb only when beta is given (the forward) */
 template <typename T>
 __global__ void bn_eval_coef_kernel(const T *__restrict__ xb, const T *__restrict__ gamma, const T *__restrict__ beta,
                                     const float *__restrict__ rm, const float *__restrict__ rv, float eps, int64_t C,
-                                    float *__restrict__ ca, float *__restrict__ cb, float *__restrict__ crstd) {
+                                    float *__restrict__ ca, float *__restrict__ cm, float *__restrict__ cb,
+                                    float *__restrict__ crstd) {
     int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
     float rstd = (float)(1.0 / sqrt((double)rv[c] + (double)eps));
     float a = ldf(gamma[c]) * rstd;
     crstd[c] = rstd;
     ca[c] = a;
-    if (beta) cb[c] = ldf(beta[c]) - (xb ? rm[c] - ldf(xb[c]) : rm[c]) * a;
+    if (beta) {
+        cm[c] = xb ? rm[c] - ldf(xb[c]) : rm[c];
+        cb[c] = ldf(beta[c]);
+    }
 }
 
-/* y[c, i] = ca[c] x[c, i] + cb[c]   (y may alias x) */
+/* y[c, i] = ca[c] (x[c, i] - cm[c]) + cb[c]   (y may alias x). The shift before the scale, as the
+ * CPU's (x - mean) rstd gamma + beta: folding it into b (a x + (b - a m)) loses b to cancellation
+ * when a is large (variance ~0: a = gamma / sqrt(eps)) */
 template <typename T, int V>
-__global__ void chan_affine_kernel(T *y, const T *x, const float *__restrict__ ca, const float *__restrict__ cb,
-                                   int64_t C, int64_t M) {
+__global__ void chan_affine_kernel(T *y, const T *x, const float *__restrict__ ca, const float *__restrict__ cm,
+                                   const float *__restrict__ cb, int64_t C, int64_t M) {
     ROW_STRIDE(c, C, jv, M / V) {
         const int64_t i = c * M + jv * V;
         xvec<T, V> xv = ldv<T, V>(x + i), yv;
 #pragma unroll
-        for (int e = 0; e < V; e++) yv.v[e] = stf<T>(ca[c] * ldf(xv.v[e]) + cb[c]);
+        for (int e = 0; e < V; e++) yv.v[e] = stf<T>(ca[c] * (ldf(xv.v[e]) - cm[c]) + cb[c]);
         stv<T, V>(y + i, yv);
     }
 }
 /* chan_affine_kernel V elements at a time where rows and pointers allow (cg_vec_ok) */
 template <typename T>
-static int chan_affine(cg_cuda_ctx *ctx, void *y, const void *x, const float *ca, const float *cb, int64_t C, int64_t M) {
+static int chan_affine(cg_cuda_ctx *ctx, void *y, const void *x, const float *ca, const float *cm, const float *cb,
+                       int64_t C, int64_t M) {
     if (cg_vec_ok(M, sizeof(T), {y, x}))
-        chan_affine_kernel<T, CG_VEC><<<cg_rows_grid(C, M / CG_VEC), 256, 0, ctx->stream>>>((T *)y, (const T *)x, ca, cb, C, M);
+        chan_affine_kernel<T, CG_VEC><<<cg_rows_grid(C, M / CG_VEC), 256, 0, ctx->stream>>>((T *)y, (const T *)x, ca, cm, cb, C, M);
     else
-        chan_affine_kernel<T, 1><<<cg_rows_grid(C, M), 256, 0, ctx->stream>>>((T *)y, (const T *)x, ca, cb, C, M);
+        chan_affine_kernel<T, 1><<<cg_rows_grid(C, M), 256, 0, ctx->stream>>>((T *)y, (const T *)x, ca, cm, cb, C, M);
     CG_CUDA_CHECK_LAUNCH(ctx, "chan_affine_kernel");
     return CG_OK;
 }
@@ -410,9 +419,9 @@ static int bn_forward_train(cg_cuda_ctx *ctx, void *y, const void *x, const void
     CG_CUDA_CHECK_LAUNCH(ctx, "bn_chunk_moments_kernel");
     bn_stats_kernel<T><<<gc, 256, 0, ctx->stream>>>(s.part, C, s.pl.P, M, s.pl.chunk, (const T *)xb, (const T *)gamma,
                                                     (const T *)beta, eps, momentum, rm, rv, save_mean, save_rstd, s.f0,
-                                                    s.f1);
+                                                    s.f2, s.f1);
     CG_CUDA_CHECK_LAUNCH(ctx, "bn_stats_kernel");
-    CG_TRY(chan_affine<T>(ctx, y, x, s.f0, s.f1, C, M));
+    CG_TRY(chan_affine<T>(ctx, y, x, s.f0, s.f2, s.f1, C, M));
     return CG_OK;
 }
 
@@ -484,9 +493,9 @@ static int bn_forward_eval(cg_cuda_ctx *ctx, void *y, const void *x, const void 
     bn_scratch s = {};
     CG_TRY(bn_layout(ctx, C, M, &s));
     bn_eval_coef_kernel<T><<<cg_grid(C, 256), 256, 0, ctx->stream>>>((const T *)xb, (const T *)gamma, (const T *)beta, rm, rv, eps, C,
-                                                                      s.f0, s.f1, s.f2);
+                                                                      s.f0, s.f2, s.f1, s.f3);
     CG_CUDA_CHECK_LAUNCH(ctx, "bn_eval_coef_kernel");
-    CG_TRY(chan_affine<T>(ctx, y, x, s.f0, s.f1, C, M));
+    CG_TRY(chan_affine<T>(ctx, y, x, s.f0, s.f2, s.f1, C, M));
     return CG_OK;
 }
 
@@ -507,7 +516,7 @@ static int bn_backward_eval(cg_cuda_ctx *ctx, cg_grad_mode mode, void *dx, float
     CG_TRY(bn_layout(ctx, C, M, &s));
     /* rstd of the running variance into f3 (f0..f2 are the finaliser's outputs) */
     bn_eval_coef_kernel<T><<<cg_grid(C, 256), 256, 0, ctx->stream>>>((const T *)NULL, (const T *)gamma, (const T *)NULL, rm, rv, eps, C,
-                                                                      s.f0, s.f1, s.f3);
+                                                                      s.f0, (float *)NULL, s.f1, s.f3);
     CG_CUDA_CHECK_LAUNCH(ctx, "bn_eval_coef_kernel");
     return bn_backward<T>(ctx, mode, dx, dgamma, dbeta, dy, x, xb, gamma, rm, s.f3, C, M, 0, &s);
 }
