@@ -24,15 +24,13 @@
 # timeout_s 600): each step gets its own cap or what is left of the budget, whichever is less,
 # and a step that would get less than its minimum is a SKIP row ("no time left"). The table is
 # printed at the end and $OUT/gpu_check.json is rewritten after every row, so a run cut short
-# still brings back every result it had. All sections do not fit one call (two H200 runs,
-# 2026-11-27: cuda + bench took 176-307 s, torch.compile of s4 x BERT alone needs ~200 s, memcheck
-# ~4 min); one device session (15 minutes, machine start ~100 s included) as two calls, the
-# second at once while the machine is warm:
-#   run(command="GPU_CHECK_BUDGET=400 TORCH_BENCH_TIMEOUT=150 bash scripts/gpu-check.sh run cuda bench",
-#       timeout_s=460, carry=["build-gpu/bundle.tar.gz"])
-#   run(command="GPU_CHECK_BUDGET=330 bash scripts/gpu-check.sh run memcheck", timeout_s=360,
-#       carry=["build-gpu/bundle.tar.gz"])          (or torch.compile of s4 x BERT instead:
-#       TORCH_BENCH_ARGS="--configs starnet_s4:bert-base-chinese --modes compile" ... run bench)
+# still brings back every result it had. Measured on H200s (2026-11-27, runs 3-4): cuda ~35 s,
+# bench_cuda_train ~45 s, PyTorch eager (both configurations) 46 s, torch.compile (both) 185 s,
+# memcheck of one training step 2 s; a machine's start 30-40 s. cuda + bench + memcheck, eager
+# and compile, fit one call:
+#   run(command="GPU_CHECK_BUDGET=520 TORCH_BENCH_TIMEOUT=360 bash scripts/gpu-check.sh run cuda bench memcheck",
+#       timeout_s=580, carry=["build-gpu/bundle.tar.gz"])
+# (the eighth session ran it as two calls, TORCH_BENCH_ARGS="--modes eager" then "--modes compile").
 #
 # Checks: `clipgrid gpus` against nvidia-smi; CUDA_VISIBLE_DEVICES=<NVML UUID> pins a job to the
 # GPU the launcher chose (the job's CUDA runtime reports the same UUID); the launcher waits for a
