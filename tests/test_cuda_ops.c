@@ -603,9 +603,13 @@ static void bn_case(cg_cuda_ctx *c, const char *tag, cg_precision p, int64_t C, 
     void *gx = dev_x(p, xdev, nx), *gg = dev_x(p, gamma, C), *gbt = dev_x(p, beta, C), *gy = dev_nan(p, nx);
     float *grm = dev_f(rm0, C), *grv = dev_f(rv0, C), *gm = dev_nan(CG_PREC_FP32, C), *gs = dev_nan(CG_PREC_FP32, C);
     ON(c, cg_cuda_batchnorm_forward_train(c, p, gy, gx, gxb, gg, gbt, grm, grv, gm, gs, C, M, CG_BN_MOMENTUM, CG_BN_EPS));
-    compare(name, "y", p, host_x(p, gy, nx), y, nx, tol(p, TOL_FWD, 1e-2));
-    if (M == 1)   /* no variance: y = beta exactly (a folded offset beta - a mean loses it, see the kernel) */
-        compare(name, "y = beta", p, host_x(p, gy, nx), beta, C, 0.0);
+    /* One value per channel (variance 0): y = beta exactly, which the device's a (x - mean) + beta
+     * gives. The CPU's a x + (beta - a mean) loses beta to cancellation (a = gamma / sqrt(eps)):
+     * 1.9e-4 and 2.9e-4 of it on the H200 runs 3-4, where the device's fused multiply-add rounded
+     * otherwise. So here y is held to beta itself instead of the CPU. */
+    const float *y_ref = M == 1 ? beta : y;
+    const double y_tol = M == 1 ? 0.0 : tol(p, TOL_FWD, 1e-2);
+    compare(name, M == 1 ? "y = beta" : "y", p, host_x(p, gy, nx), y_ref, nx, y_tol);
     compare(name, "mean", p, host_f(gm, C), mean, C, 1e-5);
     compare(name, "rstd", p, host_f(gs, C), rstd, C, 1e-5);
     compare(name, "run_mean", p, host_f(grm, C), rm, C, 1e-5);
@@ -614,7 +618,7 @@ static void bn_case(cg_cuda_ctx *c, const char *tag, cg_precision p, int64_t C, 
     /* in place (y aliases x) */
     void *gxi = dev_x(p, xdev, nx);
     ON(c, cg_cuda_batchnorm_forward_train(c, p, gxi, gxi, gxb, gg, gbt, NULL, NULL, gm, gs, C, M, CG_BN_MOMENTUM, CG_BN_EPS));
-    compare(name, "y inplace", p, host_x(p, gxi, nx), y, nx, tol(p, TOL_FWD, 1e-2));
+    compare(name, M == 1 ? "y = beta inplace" : "y inplace", p, host_x(p, gxi, nx), y_ref, nx, y_tol);
 
     /* train backward, against the CPU's saved statistics on both sides */
     float *dy = hrand(nx, 0, 1, p), *dx0 = hrand(nx, 0, 1, p), *dg0 = hrand(C, 0, 1, CG_PREC_FP32),

@@ -26,10 +26,8 @@ void cg_batchnorm_forward_train(cg_tensor *y, const cg_tensor *x, const cg_tenso
         for (int64_t i = 0; i < M; i++) { double d = xc[i] - mean; ss += d * d; }
         double var = ss / (double)M;
         double rstd = 1.0 / sqrt(var + eps);
-        /* a (x - m) + beta, the shift before the scale: folded into one offset (a x + (beta - a m))
-         * it cancels when a is large (variance ~0: a = gamma / sqrt(eps)) and beta is lost */
-        float a = (float)(gamma->data[c] * rstd), m = (float)mean, bb = beta->data[c];
-        for (int64_t i = 0; i < M; i++) yc[i] = a * (xc[i] - m) + bb;
+        float a = (float)(gamma->data[c] * rstd), bb = (float)(beta->data[c] - mean * gamma->data[c] * rstd);
+        for (int64_t i = 0; i < M; i++) yc[i] = a * xc[i] + bb;
         save_mean->data[c] = (float)mean;
         save_rstd->data[c] = (float)rstd;
         if (running_mean) {
@@ -74,10 +72,10 @@ void cg_batchnorm_forward_eval(cg_tensor *y, const cg_tensor *x, const cg_tensor
 #pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < C; c++) {
         float rstd = (float)(1.0 / sqrt((double)running_var->data[c] + eps));
-        float a = gamma->data[c] * rstd, m = running_mean->data[c], bb = beta->data[c];   /* as in train */
+        float a = gamma->data[c] * rstd, bb = beta->data[c] - running_mean->data[c] * a;
         const float *xc = x->data + c * M;
         float *yc = y->data + c * M;
-        for (int64_t i = 0; i < M; i++) yc[i] = a * (xc[i] - m) + bb;
+        for (int64_t i = 0; i < M; i++) yc[i] = a * xc[i] + bb;
     }
 }
 

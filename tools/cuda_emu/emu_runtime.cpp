@@ -429,6 +429,25 @@ static unsigned char *dyn_smem;          /* the launch's dynamic shared memory (
 static size_t dyn_smem_bytes;
 
 void *cg_emu_dynamic_shared(void) { return dyn_smem; }
+
+/* static shared memory of the launch, counted in its first block (every block declares the same) */
+#define EMU_SMEM_LIMIT (48 * 1024)
+static int counting_static;                  /* the launch's first block is running */
+static std::vector<const void *> static_seen;
+static size_t static_bytes;
+static int smem_over;
+void cg_emu_static_shared(const void *p, size_t bytes) {
+    if (!counting_static) return;
+    for (const void *q : static_seen)
+        if (q == p) return;
+    static_seen.push_back(p);
+    static_bytes += bytes;
+    if (!smem_over && static_bytes + dyn_smem_bytes > EMU_SMEM_LIMIT) {
+        smem_over = 1;
+        fprintf(stderr, "cuda_emu: kernel %s: %zu bytes of static and %zu of dynamic shared memory (over 48 KiB "
+                "without opt-in): the launch fails on a GPU\n", cur_name, static_bytes, dyn_smem_bytes);
+    }
+}
 uint64_t cg_emu_slots[2][1024];
 /* CG_EMU_STATS=1: per kernel name, launches, blocks (as fibers / plain) and fiber resumes, at exit */
 struct kstat {
@@ -654,7 +673,7 @@ void cg_emu_launch(const cg_emu_config &cfg, const std::function<void()> &body, 
         set_error(cudaErrorInvalidConfiguration);
         return;
     }
-    if (cfg.smem > 48 * 1024) {
+    if (cfg.smem > EMU_SMEM_LIMIT) {
         fprintf(stderr, "cuda_emu: kernel %s: %zu bytes of dynamic shared memory (over 48 KiB without opt-in)\n", name,
                 cfg.smem);
         set_error(cudaErrorInvalidConfiguration);
@@ -685,6 +704,10 @@ void cg_emu_launch(const cg_emu_config &cfg, const std::function<void()> &body, 
     const int rev = reversed();
     dyn_smem_bytes = cfg.smem;
     dyn_smem = cfg.smem ? new unsigned char[cfg.smem] : NULL;   /* operator new: 16-byte aligned */
+    static_seen.clear();
+    static_bytes = 0;
+    smem_over = 0;
+    counting_static = 1;
     for (unsigned int zi = 0; zi < g.z; zi++)
         for (unsigned int yi = 0; yi < g.y; yi++)
             for (unsigned int xi = 0; xi < g.x; xi++) {
@@ -703,9 +726,12 @@ void cg_emu_launch(const cg_emu_config &cfg, const std::function<void()> &body, 
                     }
                 }
                 first = 0;
+                counting_static = 0;
             }
+    counting_static = 0;
     delete[] dyn_smem;
     dyn_smem = NULL;
     dyn_smem_bytes = 0;
     if (!canaries_intact(name)) set_error(cudaErrorIllegalAddress);
+    if (smem_over) set_error(cudaErrorInvalidValue);
 }

@@ -9,6 +9,9 @@
  *   missing barrier           thread t writes slot t of shared memory and reads slot t - 1 with no
  *                             __syncthreads between: right only if thread t - 1 ran first;
  *   out of place (control)    y[i] = x[i] + x[i + 1] into another buffer: always right.
+ *
+ * And the shared-memory budget a GPU enforces: 2 KiB of static shared memory with 47 KiB of
+ * dynamic fails the launch (over 48 KiB), with 46 KiB it runs.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +43,17 @@ __global__ void missing_barrier_kernel(int *out) {
     out[t] = t > 0 ? slot[t - 1] : 999;   /* needs a __syncthreads before this read */
 }
 
+/* 2 KiB static + `smem` bytes dynamic shared memory */
+__global__ void shared_budget_kernel(float *out) {
+    extern __shared__ float dyn[];
+    __shared__ float stat[512];
+    int t = threadIdx.x;
+    stat[t] = 1.0f;
+    dyn[t] = 2.0f;
+    __syncthreads();
+    out[t] = stat[t] + dyn[t];
+}
+
 /* 0: the kernels gave the hazard-free results; 1: some differed; 2: a CUDA call failed */
 static int run_kernels(const char *which) {
     float h[N], want[N], got[N];
@@ -59,6 +73,10 @@ static int run_kernels(const char *which) {
         out_of_place_kernel<<<N, 1>>>(y, x, N);
         cudaMemcpy(got, y, sizeof got, cudaMemcpyDeviceToHost);
         differs = memcmp(got, want, sizeof got) != 0;
+    } else if (!strcmp(which, "smem47") || !strcmp(which, "smem46")) {
+        shared_budget_kernel<<<1, N, (which[5] == '7' ? 47 : 46) * 1024>>>(y);
+        cudaMemcpy(got, y, sizeof(float) * N, cudaMemcpyDeviceToHost);
+        for (int t = 0; t < N; t++) differs |= got[t] != 3.0f;
     } else {
         missing_barrier_kernel<<<1, THREADS>>>(o);
         cudaMemcpy(ho, o, sizeof ho, cudaMemcpyDeviceToHost);
@@ -88,16 +106,18 @@ static int in_child(const char *which, int reverse) {
 int main(void) {
     struct {
         const char *which;
-        int forward, reverse;   /* expected: 0 the hazard-free result, 1 a different one */
-    } cases[] = {{"inplace", 0, 1}, {"barrier", 0, 1}, {"control", 0, 0}};
+        int forward, reverse;   /* expected: 0 the hazard-free result, 1 a different one, 2 launch failed */
+    } cases[] = {{"inplace", 0, 1}, {"barrier", 0, 1}, {"control", 0, 0}, {"smem47", 2, 2}, {"smem46", 0, 0}};
+    const int ncases = (int)(sizeof cases / sizeof cases[0]);
+    const char *what[] = {"as without the hazard", "differs", "launch failed", "child died"};
     int failed = 0;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < ncases; i++) {
         int f = in_child(cases[i].which, 0), r = in_child(cases[i].which, 1);
         int ok = f == cases[i].forward && r == cases[i].reverse;
-        printf("%-8s forward: %s, reverse: %s  %s\n", cases[i].which, f == 0 ? "as without the hazard" : "differs",
-               r == 0 ? "as without the hazard" : "differs", ok ? "ok" : "FAIL");
+        printf("%-8s forward: %s, reverse: %s  %s\n", cases[i].which, what[f > 3 ? 3 : f], what[r > 3 ? 3 : r],
+               ok ? "ok" : "FAIL");
         failed += !ok;
     }
-    printf("%d passed, %d failed\n", 3 - failed, failed);
+    printf("%d passed, %d failed\n", ncases - failed, failed);
     return failed ? 1 : 0;
 }

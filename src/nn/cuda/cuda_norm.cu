@@ -340,9 +340,10 @@ __global__ void bn_eval_coef_kernel(const T *__restrict__ xb, const T *__restric
     }
 }
 
-/* y[c, i] = ca[c] (x[c, i] - cm[c]) + cb[c]   (y may alias x). The shift before the scale, as the
- * CPU's (x - mean) rstd gamma + beta: folding it into b (a x + (b - a m)) loses b to cancellation
- * when a is large (variance ~0: a = gamma / sqrt(eps)) */
+/* y[c, i] = ca[c] (x[c, i] - cm[c]) + cb[c]   (y may alias x). The shift before the scale, as
+ * PyTorch's CUDA BatchNorm: folded into one offset, a x + (b - a m) (the CPU's form, and PyTorch's
+ * on the CPU), b is lost to cancellation when a is large (variance ~0: a = gamma / sqrt(eps)) and
+ * the GPU's fused multiply-add rounds that loss otherwise than the CPU (H200 run 3) */
 template <typename T, int V>
 __global__ void chan_affine_kernel(T *y, const T *x, const float *__restrict__ ca, const float *__restrict__ cm,
                                    const float *__restrict__ cb, int64_t C, int64_t M) {

@@ -151,6 +151,11 @@ void cg_emu_launch(const cg_emu_config &cfg, const std::function<void()> &body, 
  * has not written shows up; a heap block of exactly that size, so ASan reports an overrun. NULL
  * when the launch asked for none. */
 void *cg_emu_dynamic_shared(void);
+/* A static `__shared__` array or variable at `p`, `bytes` long (rewrite_launches.pl adds the call
+ * after each declaration). In a launch's first block the runtime adds up the distinct ones; static
+ * plus dynamic over 48 KiB fails the launch with cudaErrorInvalidValue, as a GPU does (a kernel
+ * needs cudaFuncSetAttribute to go beyond). */
+void cg_emu_static_shared(const void *p, size_t bytes);
 
 /* block and warp synchronisation (the scheduler's barriers) */
 void __syncthreads(void);
