@@ -286,8 +286,8 @@ bn_chunk_moments_kernel(const T *__restrict__ x, int64_t M, int64_t P, int64_t c
 /* Per channel: the chunks' moments merged in order (Chan, Golub, LeVeque: with n, mean, M2 so
  * far and a chunk's nb, mb, qb: d = mb - mean, mean += d nb / (n + nb), M2 += qb + d^2 n nb /
  * (n + nb)); var = M2 / M (biased), rstd, the running stats (unbiased M2 / (M - 1)), and the
- * affine a (ca), shift m (cm) and b (cb) of the apply pass on x itself, y = a (x - m) + b. save_mean and running_mean get xbias
- * added (the mean of the BatchNorm's real input x + xbias). */
+ * affine a (ca), shift m (cm) and b (cb) of the apply pass on x itself, y = a (x - m) + b.
+ * save_mean and running_mean get xbias added (the mean of the BatchNorm's real input x + xbias). */
 template <typename T>
 __global__ void bn_stats_kernel(const double *__restrict__ part, int64_t C, int64_t P, int64_t M, int64_t chunk,
                                 const T *__restrict__ xb, const T *__restrict__ gamma, const T *__restrict__ beta,
