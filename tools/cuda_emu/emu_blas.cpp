@@ -82,6 +82,22 @@ static cublasStatus_t operand_in_memory(const char *fn, const char *what, const 
     return CUBLAS_STATUS_INVALID_VALUE;
 }
 
+/* op(A) [m, k], op(B) [k, n] and C [m, n] of a GEMM (or `batch` of them, stride elements apart),
+ * each inside one device allocation */
+static cublasStatus_t gemm_operands_in_memory(const char *fn, cublasOperation_t transa, cublasOperation_t transb,
+                                              int m, int n, int k, const void *A, cudaDataType_t Atype, int lda,
+                                              int64_t strideA, const void *B, cudaDataType_t Btype, int ldb,
+                                              int64_t strideB, const void *C, cudaDataType_t Ctype, int ldc,
+                                              int64_t strideC, int64_t batch) {
+    cublasStatus_t s;
+    if ((s = operand_in_memory(fn, "A", A, Atype, transa == CUBLAS_OP_N ? m : k, transa == CUBLAS_OP_N ? k : m, lda,
+                               strideA, batch)) ||
+        (s = operand_in_memory(fn, "B", B, Btype, transb == CUBLAS_OP_N ? k : n, transb == CUBLAS_OP_N ? n : k, ldb,
+                               strideB, batch)))
+        return s;
+    return operand_in_memory(fn, "C", C, Ctype, m, n, ldc, strideC, batch);
+}
+
 /* rows x cols of a column-major matrix (leading dimension ld) -> a compact float copy */
 static std::vector<float> widen(const void *M, cudaDataType_t t, int64_t rows, int64_t cols, int64_t ld) {
     std::vector<float> out((size_t)(rows * cols));
@@ -181,9 +197,7 @@ extern "C" cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t trans
     const char *fn = "cublasGemmEx";
     cublasStatus_t s = check_gemm(fn, transa, transb, m, n, k, Atype, lda, Btype, ldb, Ctype, ldc, compute);
     if (s) return s;
-    if ((s = operand_in_memory(fn, "A", A, Atype, transa == CUBLAS_OP_N ? m : k, transa == CUBLAS_OP_N ? k : m, lda)) ||
-        (s = operand_in_memory(fn, "B", B, Btype, transb == CUBLAS_OP_N ? k : n, transb == CUBLAS_OP_N ? n : k, ldb)) ||
-        (s = operand_in_memory(fn, "C", C, Ctype, m, n, ldc)))
+    if ((s = gemm_operands_in_memory(fn, transa, transb, m, n, k, A, Atype, lda, 0, B, Btype, ldb, 0, C, Ctype, ldc, 0, 1)))
         return s;
     if (cg_emu_dry()) {
         cg_emu_dry_count_gemm();
@@ -209,11 +223,8 @@ extern "C" cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOpe
     if (s) return s;
     if (batch < 0) return bad("cublasGemmStridedBatchedEx", "negative batch count");
     const char *fn = "cublasGemmStridedBatchedEx";
-    if ((s = operand_in_memory(fn, "A", A, Atype, transa == CUBLAS_OP_N ? m : k, transa == CUBLAS_OP_N ? k : m, lda,
-                               strideA, batch)) ||
-        (s = operand_in_memory(fn, "B", B, Btype, transb == CUBLAS_OP_N ? k : n, transb == CUBLAS_OP_N ? n : k, ldb,
-                               strideB, batch)) ||
-        (s = operand_in_memory(fn, "C", C, Ctype, m, n, ldc, strideC, batch)))
+    if ((s = gemm_operands_in_memory(fn, transa, transb, m, n, k, A, Atype, lda, strideA, B, Btype, ldb, strideB, C,
+                                     Ctype, ldc, strideC, batch)))
         return s;
     if (cg_emu_dry()) {
         cg_emu_dry_count_gemm();
@@ -257,11 +268,8 @@ extern "C" cublasStatus_t cublasGemmBatchedEx(cublasHandle_t h, cublasOperation_
         return CUBLAS_STATUS_SUCCESS;
     }
     for (int i = 0; i < batch; i++)
-        if ((s = operand_in_memory(fn, "A", Aarray[i], Atype, transa == CUBLAS_OP_N ? m : k, transa == CUBLAS_OP_N ? k : m,
-                                   lda)) ||
-            (s = operand_in_memory(fn, "B", Barray[i], Btype, transb == CUBLAS_OP_N ? k : n, transb == CUBLAS_OP_N ? n : k,
-                                   ldb)) ||
-            (s = operand_in_memory(fn, "C", Carray[i], Ctype, m, n, ldc)))
+        if ((s = gemm_operands_in_memory(fn, transa, transb, m, n, k, Aarray[i], Atype, lda, 0, Barray[i], Btype, ldb, 0,
+                                         Carray[i], Ctype, ldc, 0, 1)))
             return s;
     for (int i = 0; i < batch && m > 0 && n > 0; i++)
         gemm(transa, transb, m, n, k, *(const float *)alpha, Aarray[i], Atype, lda, Barray[i], Btype, ldb,

@@ -196,46 +196,26 @@ ACT_KERNELS(gelu, ACT_GELU)
 ACT_KERNELS(qgelu, ACT_QUICK_GELU)
 ACT_KERNELS(relu6, ACT_RELU6)
 
-extern "C" int cg_cuda_gelu_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, int64_t n) {
-    EW_ARGS(p, n);
-    int vec = cg_vec_ok(n, cg_prec_size(p), {y, x});
-    LAUNCH_VEC(p, gelu_fwd_kernel, 1, n, vec, (ET *)y, (const ET *)x, n);
-    return CG_OK;
-}
-extern "C" int cg_cuda_gelu_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dx, const void *dy, const void *x,
-                                     int64_t n) {
-    EW_ARGS(p, n);
-    int vec = cg_vec_ok(n, cg_prec_size(p), {dx, dy, x});
-    LAUNCH_VEC(p, gelu_bwd_kernel, 1, n, vec, (ET *)dx, (const ET *)dy, (const ET *)x, n, (int)mode);
-    return CG_OK;
-}
-extern "C" int cg_cuda_quick_gelu_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, int64_t n) {
-    EW_ARGS(p, n);
-    int vec = cg_vec_ok(n, cg_prec_size(p), {y, x});
-    LAUNCH_VEC(p, qgelu_fwd_kernel, 1, n, vec, (ET *)y, (const ET *)x, n);
-    return CG_OK;
-}
-extern "C" int cg_cuda_quick_gelu_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dx, const void *dy, const void *x,
-                                           int64_t n) {
-    EW_ARGS(p, n);
-    int vec = cg_vec_ok(n, cg_prec_size(p), {dx, dy, x});
-    LAUNCH_VEC(p, qgelu_bwd_kernel, 1, n, vec, (ET *)dx, (const ET *)dy, (const ET *)x, n, (int)mode);
-    return CG_OK;
-}
+/* cg_cuda_<api>_forward / _backward over name's kernels (ACT_KERNELS), 4 elements a thread where
+ * the length and the pointers allow */
+#define ACT_ENTRY_POINTS(api, name) \
+    extern "C" int cg_cuda_##api##_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, int64_t n) { \
+        EW_ARGS(p, n); \
+        int vec = cg_vec_ok(n, cg_prec_size(p), {y, x}); \
+        LAUNCH_VEC(p, name##_fwd_kernel, 1, n, vec, (ET *)y, (const ET *)x, n); \
+        return CG_OK; \
+    } \
+    extern "C" int cg_cuda_##api##_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dx, \
+                                            const void *dy, const void *x, int64_t n) { \
+        EW_ARGS(p, n); \
+        int vec = cg_vec_ok(n, cg_prec_size(p), {dx, dy, x}); \
+        LAUNCH_VEC(p, name##_bwd_kernel, 1, n, vec, (ET *)dx, (const ET *)dy, (const ET *)x, n, (int)mode); \
+        return CG_OK; \
+    }
+ACT_ENTRY_POINTS(gelu, gelu)
+ACT_ENTRY_POINTS(quick_gelu, qgelu)
+ACT_ENTRY_POINTS(relu6, relu6)
 
-extern "C" int cg_cuda_relu6_forward(cg_cuda_ctx *ctx, cg_precision p, void *y, const void *x, int64_t n) {
-    EW_ARGS(p, n);
-    int vec = cg_vec_ok(n, cg_prec_size(p), {y, x});
-    LAUNCH_VEC(p, relu6_fwd_kernel, 1, n, vec, (ET *)y, (const ET *)x, n);
-    return CG_OK;
-}
-extern "C" int cg_cuda_relu6_backward(cg_cuda_ctx *ctx, cg_precision p, cg_grad_mode mode, void *dx, const void *dy, const void *x,
-                                      int64_t n) {
-    EW_ARGS(p, n);
-    int vec = cg_vec_ok(n, cg_prec_size(p), {dx, dy, x});
-    LAUNCH_VEC(p, relu6_bwd_kernel, 1, n, vec, (ET *)dx, (const ET *)dy, (const ET *)x, n, (int)mode);
-    return CG_OK;
-}
 /* ---------------------------------------------------------------- residual + DropPath
  * [C, N, K]:  y = x + s[n] f          | dx += dy ; df += s[n] dy          (s = 1 when scale is NULL)
  */

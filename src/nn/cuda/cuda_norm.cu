@@ -624,6 +624,17 @@ ln_backward_dx_kernel(T *__restrict__ dx, const T *__restrict__ dy, const T *__r
     }
 }
 
+/* kernel<TT, CG_VEC or 1> (TT: bf16 or float by p), one warp per row of N, then the launch check */
+#define LN_LAUNCH(p, vec, kernel, N, ...) do { \
+    unsigned int grid_ = (unsigned int)(((N) + CG_WARPS - 1) / CG_WARPS); \
+    if ((p) == CG_PREC_BF16) { typedef bf16 TT; \
+        if (vec) kernel<TT, CG_VEC><<<grid_, CG_BLOCK, 0, ctx->stream>>>(__VA_ARGS__); \
+        else kernel<TT, 1><<<grid_, CG_BLOCK, 0, ctx->stream>>>(__VA_ARGS__); } \
+    else { typedef float TT; \
+        if (vec) kernel<TT, CG_VEC><<<grid_, CG_BLOCK, 0, ctx->stream>>>(__VA_ARGS__); \
+        else kernel<TT, 1><<<grid_, CG_BLOCK, 0, ctx->stream>>>(__VA_ARGS__); } \
+    CG_CUDA_CHECK_LAUNCH(ctx, #kernel); } while (0)
+
 #define LN_ARGS_OK(N, C) CG_CUDA_ARG((N) >= 0 && (C) >= 1 && ((N) + CG_WARPS - 1) / CG_WARPS <= 0x7fffffffLL, \
                                      "N=%lld C=%lld", (long long)(N), (long long)(C))
 
@@ -633,19 +644,8 @@ extern "C" int cg_cuda_layernorm_forward(cg_cuda_ctx *ctx, cg_precision p, void 
     CG_CHECK_PREC(p);
     LN_ARGS_OK(N, C);
     if (N == 0) return CG_OK;
-    unsigned int grid = (unsigned int)((N + CG_WARPS - 1) / CG_WARPS);
     int vec = cg_vec_ok(C, cg_prec_size(p), {y, x, w, b});
-#define LN_FWD(TT, V) ln_forward_kernel<TT, V><<<grid, CG_BLOCK, 0, ctx->stream>>>((TT *)y, mean, rstd, (const TT *)x, \
-                                                                               (const TT *)w, (const TT *)b, N, C, eps)
-    if (p == CG_PREC_BF16) {
-        if (vec) LN_FWD(bf16, CG_VEC);
-        else LN_FWD(bf16, 1);
-    } else {
-        if (vec) LN_FWD(float, CG_VEC);
-        else LN_FWD(float, 1);
-    }
-#undef LN_FWD
-    CG_CUDA_CHECK_LAUNCH(ctx, "ln_forward_kernel");
+    LN_LAUNCH(p, vec, ln_forward_kernel, N, (TT *)y, mean, rstd, (const TT *)x, (const TT *)w, (const TT *)b, N, C, eps);
     return CG_OK;
 }
 
@@ -656,19 +656,9 @@ extern "C" int cg_cuda_layernorm_backward(cg_cuda_ctx *ctx, cg_precision p, cg_g
     LN_ARGS_OK(N, C);
     if (N == 0) return CG_OK;
     if (dx) {
-        unsigned int grid = (unsigned int)((N + CG_WARPS - 1) / CG_WARPS);
         int vec = cg_vec_ok(C, cg_prec_size(p), {dx, dy, x, w});
-#define LN_BWD(TT, V) ln_backward_dx_kernel<TT, V><<<grid, CG_BLOCK, 0, ctx->stream>>>( \
-            (TT *)dx, (const TT *)dy, (const TT *)x, mean, rstd, (const TT *)w, N, C, (int)mode)
-        if (p == CG_PREC_BF16) {
-            if (vec) LN_BWD(bf16, CG_VEC);
-            else LN_BWD(bf16, 1);
-        } else {
-            if (vec) LN_BWD(float, CG_VEC);
-            else LN_BWD(float, 1);
-        }
-#undef LN_BWD
-        CG_CUDA_CHECK_LAUNCH(ctx, "ln_backward_dx_kernel");
+        LN_LAUNCH(p, vec, ln_backward_dx_kernel, N, (TT *)dx, (const TT *)dy, (const TT *)x, mean, rstd, (const TT *)w,
+                  N, C, (int)mode);
     }
     if (dw || db) {
         if (p == CG_PREC_BF16) CG_TRY((col_sums<bf16, RED_BWD>(ctx, dw, db, dy, x, mean, rstd, N, C)));
