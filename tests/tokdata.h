@@ -1,8 +1,8 @@
 /* tokdata.h — the reference tokenizer data the tokenizer tests read (not in the repository).
  *
- * The directory is $CLIPGRID_SHARED_DATA/tokenizers (CTest sets CLIPGRID_SHARED_DATA to
- * ../shared/data unless the environment has it; CI sets it). When it is missing the calling test
- * FAILS with a message saying what to set — it never passes silently.
+ * The directory is $CLIPGRID_SHARED_DATA/tokenizers, or CLIPGRID_SHARED_DATA_DEFAULT's (the build's
+ * ../shared/data beside the source tree) when the variable is unset; CI sets it. When it is
+ * missing the calling test FAILS with a message saying what to set — it never passes silently.
  */
 #ifndef CLIPGRID_TEST_TOKDATA_H
 #define CLIPGRID_TEST_TOKDATA_H
@@ -18,6 +18,9 @@
 /* malloc()ed path of `name` in the tokenizer data directory, or NULL after recording a failure. */
 static char *tokdata_path(const char *name) {
     const char *root = getenv("CLIPGRID_SHARED_DATA");
+#ifdef CLIPGRID_SHARED_DATA_DEFAULT
+    if (!root || !*root) root = CLIPGRID_SHARED_DATA_DEFAULT;
+#endif
     if (!root || !*root) {
         fprintf(stderr, "  FAIL: CLIPGRID_SHARED_DATA is not set: it must name the shared data directory "
                         "(../shared/data) holding tokenizers/%s\n", name);
